@@ -1,0 +1,289 @@
+//! The engine model: what a user asked for, and what rucat records about it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::EngineState;
+use crate::time::Timestamp;
+
+/// Rucat-generated engine id: 32 lowercase hex digits of a UUIDv7, so ids are
+/// unique, URL-safe, usable in Kubernetes names and sort by creation time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EngineId(String);
+
+impl EngineId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().simple().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An id that is not of the form rucat generates.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an engine id is 32 lowercase hexadecimal digits")]
+pub struct MalformedEngineId;
+
+impl FromStr for EngineId {
+    type Err = MalformedEngineId;
+
+    /// Parsing rejects anything rucat could not have generated, so an id read
+    /// from a URL is safe to use in a path or a label.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if valid {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(MalformedEngineId)
+        }
+    }
+}
+
+impl fmt::Display for EngineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The kinds of engine rucat can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EngineType {
+    Spark,
+}
+
+impl EngineType {
+    pub const ALL: [EngineType; 1] = [EngineType::Spark];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Spark => "Spark",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl fmt::Display for EngineType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Engine configuration (Spark properties for Spark), ordered so that it reads
+/// and compares the same everywhere.
+pub type Configs = BTreeMap<String, String>;
+
+/// What a resource manager needs to know to run an engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineSpec {
+    pub id: EngineId,
+    pub name: String,
+    pub engine_type: EngineType,
+    pub version: String,
+    pub configs: Configs,
+}
+
+/// A monitor's claim on an engine: only `owner` may act on it until `expires_at`;
+/// after that any monitor may take the engine over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at: Timestamp,
+}
+
+/// Everything rucat records about one engine: the user's request, the lifecycle
+/// state, and the fields that coordinate monitors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineRecord {
+    pub spec: EngineSpec,
+    pub state: EngineState,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
+    /// When the engine entered its current state (start deadlines count from here).
+    pub state_since: Timestamp,
+    /// Where clients connect, e.g. `sc://127.0.0.1:15002`; set once the resource
+    /// reported Running and cleared when its termination begins.
+    pub endpoint: Option<String>,
+    /// Why the engine is on the error path.
+    pub error: Option<String>,
+    /// Fencing token: incremented by the store on every write, and every write
+    /// must name the revision it read (compare-and-swap).
+    pub revision: u64,
+    pub lease: Option<Lease>,
+    /// When a monitor should next look at the engine; `None` while it waits
+    /// for a user action.
+    pub next_action_at: Option<Timestamp>,
+    /// Consecutive transient failures of the resource manager, for backoff.
+    pub retries: u32,
+}
+
+impl EngineRecord {
+    /// A newly created engine, due for a monitor at once.
+    pub fn new(spec: EngineSpec, now: Timestamp) -> Self {
+        Self {
+            spec,
+            state: EngineState::INITIAL,
+            create_time: now,
+            update_time: now,
+            state_since: now,
+            endpoint: None,
+            error: None,
+            revision: 0,
+            lease: None,
+            next_action_at: Some(now),
+            retries: 0,
+        }
+    }
+
+    pub fn id(&self) -> &EngineId {
+        &self.spec.id
+    }
+
+    /// Moves to `state`, keeping `state_since`, `endpoint` and the monitor
+    /// fields consistent with it. Leaves `lease` alone: the caller decides
+    /// whether the write claims or releases.
+    pub fn enter(&mut self, state: EngineState, now: Timestamp) {
+        if state != self.state {
+            self.state_since = now;
+            self.retries = 0;
+        }
+        self.state = state;
+        self.update_time = now;
+        if !matches!(state, EngineState::Running | EngineState::WaitToTerminate) {
+            self.endpoint = None;
+        }
+        if !state.is_error() {
+            self.error = None;
+        }
+        self.next_action_at = if state.is_at_rest() { None } else { Some(now) };
+    }
+
+    /// Whether a monitor may claim the engine at `now`.
+    pub fn is_due(&self, now: Timestamp) -> bool {
+        let lease_free = self.lease.as_ref().is_none_or(|l| l.expires_at <= now);
+        lease_free && self.next_action_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// The public view of an engine, as `GET /engine/{id}` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub id: EngineId,
+    pub name: String,
+    pub engine_type: EngineType,
+    pub version: String,
+    pub state: EngineState,
+    pub configs: Configs,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
+    /// Only while Running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Only in error states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<&EngineRecord> for EngineInfo {
+    fn from(r: &EngineRecord) -> Self {
+        Self {
+            id: r.spec.id.clone(),
+            name: r.spec.name.clone(),
+            engine_type: r.spec.engine_type,
+            version: r.spec.version.clone(),
+            state: r.state,
+            configs: r.spec.configs.clone(),
+            create_time: r.create_time,
+            update_time: r.update_time,
+            endpoint: r
+                .endpoint
+                .clone()
+                .filter(|_| r.state == EngineState::Running),
+            error: r.error.clone().filter(|_| r.state.is_error()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_and_are_unique() {
+        let a = EngineId::generate();
+        let b = EngineId::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().parse::<EngineId>().unwrap(), a);
+    }
+
+    #[test]
+    fn foreign_ids_are_rejected() {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "ABCDEF0123456789ABCDEF0123456789",
+            "0123",
+        ] {
+            assert_eq!(bad.parse::<EngineId>(), Err(MalformedEngineId), "{bad}");
+        }
+    }
+
+    fn record(now: Timestamp) -> EngineRecord {
+        let spec = EngineSpec {
+            id: EngineId::generate(),
+            name: "e".into(),
+            engine_type: EngineType::Spark,
+            version: "4.3.0".into(),
+            configs: Configs::new(),
+        };
+        EngineRecord::new(spec, now)
+    }
+
+    #[test]
+    fn endpoint_and_error_show_only_in_their_states() {
+        let now = Timestamp::from_millis(1000);
+        let mut r = record(now);
+        r.enter(EngineState::Running, now);
+        r.endpoint = Some("sc://127.0.0.1:1".into());
+        assert_eq!(
+            EngineInfo::from(&r).endpoint.as_deref(),
+            Some("sc://127.0.0.1:1")
+        );
+        r.enter(EngineState::WaitToTerminate, now);
+        assert_eq!(EngineInfo::from(&r).endpoint, None);
+        r.enter(EngineState::ErrorWaitToClean, now);
+        r.error = Some("boom".into());
+        assert_eq!(r.endpoint, None);
+        assert_eq!(EngineInfo::from(&r).error.as_deref(), Some("boom"));
+        r.enter(EngineState::ErrorClean, now);
+        assert_eq!(
+            r.error.as_deref(),
+            Some("boom"),
+            "the reason outlives the cleanup"
+        );
+        assert_eq!(r.next_action_at, None);
+    }
+
+    #[test]
+    fn due_needs_a_free_or_expired_lease() {
+        let now = Timestamp::from_millis(10_000);
+        let mut r = record(now);
+        assert!(r.is_due(now));
+        r.lease = Some(Lease {
+            owner: "m1".into(),
+            expires_at: now.plus(std::time::Duration::from_secs(1)),
+        });
+        assert!(!r.is_due(now));
+        assert!(r.is_due(now.plus(std::time::Duration::from_secs(1))));
+        r.enter(EngineState::Terminated, now);
+        assert!(!r.is_due(now.plus(std::time::Duration::from_secs(60))));
+    }
+}

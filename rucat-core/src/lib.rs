@@ -1,0 +1,21 @@
+//! The core of rucat: the engine model, its lifecycle state machine, the
+//! [`Store`](store::Store) and [`ResourceManager`](resource::ResourceManager)
+//! traits, the user-facing engine operations, the monitor that drives engines
+//! through their lifecycle, and a local-process resource manager.
+//!
+//! Nothing here talks to a database or to Kubernetes; those backends live in
+//! `rucat-store` and `rucat-k8s` and plug in through the traits.
+
+pub mod engine;
+pub mod request;
+pub mod resource;
+pub mod state;
+pub mod store;
+pub mod time;
+
+pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
+pub use request::{CreateEngineRequest, ValidationError};
+pub use resource::{ResourceError, ResourceManager, ResourceStatus};
+pub use state::{EngineState, Event, Transition};
+pub use store::{Store, StoreError};
+pub use time::Timestamp;

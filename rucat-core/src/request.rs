@@ -1,0 +1,286 @@
+//! Validation of a user's request for a new engine.
+//!
+//! Everything a user sends is checked here, before anything is recorded, so a
+//! stored engine is always one rucat can try to run and a bad request gets an
+//! error that names the field and the reason.
+
+use serde::Deserialize;
+
+use crate::engine::{Configs, EngineId, EngineSpec, EngineType};
+
+/// The body of `POST /engine`, as the user sent it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEngineRequest {
+    pub name: String,
+    pub engine_type: String,
+    pub version: String,
+    #[serde(default)]
+    pub configs: Configs,
+}
+
+/// A request field that is not acceptable, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    /// The offending field, e.g. `name` or `configs.spark.master`.
+    pub field: String,
+    pub reason: String,
+}
+
+impl ValidationError {
+    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub const MAX_NAME_LEN: usize = 63;
+const MAX_CONFIG_KEY_LEN: usize = 256;
+const MAX_CONFIG_VALUE_LEN: usize = 8192;
+const MAX_CONFIGS: usize = 256;
+
+/// Spark properties that rucat (or its resource manager) sets itself: where the
+/// engine listens, which master it uses and where it writes. A user value would
+/// break the engine's isolation or its reachability.
+pub const RESERVED_SPARK_CONFIGS: &[&str] = &[
+    "spark.master",
+    "spark.submit.deployMode",
+    "spark.app.name",
+    "spark.connect.grpc.binding.port",
+    "spark.connect.grpc.binding.address",
+    "spark.connect.grpc.port.maxRetries",
+    "spark.driver.host",
+    "spark.driver.bindAddress",
+    "spark.driver.port",
+    "spark.blockManager.port",
+    "spark.driver.blockManager.port",
+    "spark.ui.enabled",
+    "spark.ui.port",
+    "spark.local.dir",
+    "spark.sql.warehouse.dir",
+    "spark.kubernetes.namespace",
+    "spark.kubernetes.driver.pod.name",
+    "spark.kubernetes.executor.podNamePrefix",
+];
+
+/// Spark versions rucat can drive as Spark Connect servers: 3.5.x, where
+/// Spark Connect became generally available, and every 4.x.
+pub fn spark_version_supported(version: &str) -> bool {
+    let parts: Vec<&str> = version.split('.').collect();
+    let numeric = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()));
+    numeric && (parts[0] == "4" || (parts[0] == "3" && parts[1] == "5"))
+}
+
+impl CreateEngineRequest {
+    /// Checks every field and, if all are fine, gives the spec of a new engine
+    /// with a fresh id.
+    pub fn validate(self) -> Result<EngineSpec, ValidationError> {
+        validate_name(&self.name)?;
+        let engine_type = EngineType::from_name(&self.engine_type).ok_or_else(|| {
+            let known: Vec<&str> = EngineType::ALL.iter().map(|t| t.name()).collect();
+            ValidationError::new(
+                "engine_type",
+                format!(
+                    "unknown engine type {:?}; known: {}",
+                    self.engine_type,
+                    known.join(", ")
+                ),
+            )
+        })?;
+        match engine_type {
+            EngineType::Spark if !spark_version_supported(&self.version) => {
+                return Err(ValidationError::new(
+                    "version",
+                    format!(
+                        "Spark version {:?} is not supported; use 3.5.x or 4.x.y",
+                        self.version
+                    ),
+                ));
+            }
+            EngineType::Spark => {}
+        }
+        validate_configs(&self.configs)?;
+        Ok(EngineSpec {
+            id: EngineId::generate(),
+            name: self.name,
+            engine_type,
+            version: self.version,
+            configs: self.configs,
+        })
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), ValidationError> {
+    let reason = if name.is_empty() {
+        "must not be empty".to_owned()
+    } else if name.len() > MAX_NAME_LEN {
+        format!(
+            "must be at most {MAX_NAME_LEN} characters, got {}",
+            name.chars().count()
+        )
+    } else if !name
+        .bytes()
+        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+    {
+        "may contain only lowercase letters a-z, digits 0-9 and '-'".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(ValidationError::new("name", reason))
+}
+
+fn validate_configs(configs: &Configs) -> Result<(), ValidationError> {
+    if configs.len() > MAX_CONFIGS {
+        return Err(ValidationError::new(
+            "configs",
+            format!("at most {MAX_CONFIGS} entries"),
+        ));
+    }
+    for (key, value) in configs {
+        let field = || format!("configs.{key}");
+        if key.is_empty() || key.len() > MAX_CONFIG_KEY_LEN {
+            return Err(ValidationError::new(
+                "configs",
+                format!("keys must be 1 to {MAX_CONFIG_KEY_LEN} characters"),
+            ));
+        }
+        if key
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '=')
+        {
+            return Err(ValidationError::new(
+                field(),
+                "keys may not contain whitespace, control characters or '='",
+            ));
+        }
+        if RESERVED_SPARK_CONFIGS.contains(&key.as_str()) {
+            return Err(ValidationError::new(
+                field(),
+                "is set by rucat and cannot be configured",
+            ));
+        }
+        if value.len() > MAX_CONFIG_VALUE_LEN || value.chars().any(char::is_control) {
+            return Err(ValidationError::new(
+                field(),
+                format!(
+                    "values must be at most {MAX_CONFIG_VALUE_LEN} bytes without control characters"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        name: &str,
+        engine_type: &str,
+        version: &str,
+        configs: &[(&str, &str)],
+    ) -> CreateEngineRequest {
+        CreateEngineRequest {
+            name: name.into(),
+            engine_type: engine_type.into(),
+            version: version.into(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn field_of(r: CreateEngineRequest) -> String {
+        r.validate().unwrap_err().field
+    }
+
+    #[test]
+    fn a_good_request_becomes_a_spec() {
+        let spec = request(
+            "etl-1",
+            "Spark",
+            "4.3.0",
+            &[("spark.executor.instances", "1")],
+        )
+        .validate()
+        .unwrap();
+        assert_eq!(spec.engine_type, EngineType::Spark);
+        assert_eq!(spec.configs["spark.executor.instances"], "1");
+        assert_eq!(spec.id.as_str().len(), 32);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(field_of(request("", "Spark", "4.3.0", &[])), "name");
+        assert_eq!(field_of(request("Upper", "Spark", "4.3.0", &[])), "name");
+        assert_eq!(field_of(request("a_b", "Spark", "4.3.0", &[])), "name");
+        assert_eq!(
+            field_of(request(&"a".repeat(64), "Spark", "4.3.0", &[])),
+            "name"
+        );
+        assert!(
+            request(&"a".repeat(63), "Spark", "4.3.0", &[])
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn engine_types_and_versions() {
+        assert_eq!(field_of(request("a", "Flink", "1.0.0", &[])), "engine_type");
+        assert_eq!(field_of(request("a", "spark", "4.3.0", &[])), "engine_type");
+        for bad in ["", "3.4.1", "2.4.8", "4.0", "4.0.0-rc1", "latest", "4..0"] {
+            assert_eq!(
+                field_of(request("a", "Spark", bad, &[])),
+                "version",
+                "{bad}"
+            );
+        }
+        for good in ["3.5.3", "4.0.1", "4.3.0"] {
+            assert!(
+                request("a", "Spark", good, &[]).validate().is_ok(),
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_and_malformed_configs_name_the_key() {
+        for key in RESERVED_SPARK_CONFIGS {
+            let err = request("a", "Spark", "4.3.0", &[(key, "x")])
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.field, format!("configs.{key}"));
+            assert!(err.reason.contains("set by rucat"));
+        }
+        assert_eq!(
+            field_of(request("a", "Spark", "4.3.0", &[("a b", "x")])),
+            "configs.a b"
+        );
+        assert_eq!(
+            field_of(request("a", "Spark", "4.3.0", &[("k", "line\nbreak")])),
+            "configs.k"
+        );
+        assert_eq!(
+            field_of(request("a", "Spark", "4.3.0", &[("", "x")])),
+            "configs"
+        );
+    }
+
+    #[test]
+    fn unknown_json_fields_are_refused() {
+        let err = serde_json::from_str::<CreateEngineRequest>(
+            r#"{"name":"a","engine_type":"Spark","version":"4.3.0","config":{}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown field `config`"), "{err}");
+    }
+}

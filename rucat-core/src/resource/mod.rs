@@ -1,0 +1,71 @@
+//! How engines get machines: the [`ResourceManager`] trait that every platform
+//! (local processes, Kubernetes, …) implements.
+//!
+//! # Writing a resource manager
+//!
+//! The monitor calls a resource manager from any number of tasks, possibly in
+//! several processes at once, and may call the same operation again after a
+//! crash. The contract that makes this safe:
+//!
+//! - **`create` is idempotent and adopts.** If the engine's resource already
+//!   exists (created by an earlier call, possibly by another process before it
+//!   died), `create` returns `Ok` without creating a second one. Name resources
+//!   deterministically from [`EngineSpec::id`] to make that possible. If
+//!   creation fails half way, either clean up what was made or leave it for
+//!   `delete`: after a failed `create` the monitor always calls `delete`.
+//! - **`status` is cheap and never blocks on the engine.** It reports what is
+//!   known now: [`ResourceStatus::Pending`] until clients can connect,
+//!   [`ResourceStatus::Running`] with the endpoint once they can,
+//!   [`ResourceStatus::Failed`] with a human-readable reason, and
+//!   [`ResourceStatus::Gone`] when nothing of the engine exists.
+//! - **`delete` is idempotent.** Deleting what does not exist is `Ok`. It may
+//!   return before the resource is fully gone; the monitor keeps polling
+//!   `status` until it says `Gone`.
+//! - **Errors say whether to retry.** [`ResourceError::Unavailable`] means
+//!   "could not ask" (the platform is unreachable): the monitor retries with
+//!   backoff and changes nothing. [`ResourceError::Rejected`] means the
+//!   platform refused this engine as specified: it goes down the error path
+//!   with the message as its reason, so make the message useful to a user.
+//! - Each call should finish well within the monitor's lease (30 s by
+//!   default); a call that takes longer is abandoned and retried.
+
+use async_trait::async_trait;
+
+use crate::engine::{EngineId, EngineSpec};
+
+pub mod local;
+
+/// What a resource manager knows about an engine's resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourceStatus {
+    /// Exists but does not accept clients yet.
+    Pending,
+    /// Accepts clients at `endpoint`, e.g. `sc://127.0.0.1:15002`.
+    Running { endpoint: String },
+    /// Exists (or existed) but failed; `reason` is shown to the user.
+    Failed { reason: String },
+    /// Nothing of the engine exists.
+    Gone,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceError {
+    /// The platform refused the engine as specified; retrying will not help.
+    #[error("{0}")]
+    Rejected(String),
+    /// The platform could not be asked; retry later.
+    #[error("resource manager unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait ResourceManager: Send + Sync + 'static {
+    /// Starts the engine's resource, or adopts it if it already exists.
+    async fn create(&self, spec: &EngineSpec) -> Result<(), ResourceError>;
+
+    /// The resource's current status.
+    async fn status(&self, id: &EngineId) -> Result<ResourceStatus, ResourceError>;
+
+    /// Releases everything the engine holds. `Ok` if nothing exists.
+    async fn delete(&self, id: &EngineId) -> Result<(), ResourceError>;
+}

@@ -1,0 +1,310 @@
+//! The behaviour every [`Store`] must have, as a suite each backend runs
+//! against itself with [`conformance_tests!`](crate::conformance_tests).
+//!
+//! Enabled by the `conformance` feature; a store crate adds
+//! `rucat-core = { features = ["conformance"] }` to its dev-dependencies and
+//! writes a [`Harness`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Store, StoreError};
+use crate::engine::{EngineId, EngineRecord, EngineSpec, EngineType, Lease};
+use crate::state::EngineState;
+use crate::time::Timestamp;
+
+/// Opens the backend under test.
+#[async_trait]
+pub trait Harness: Send + Sync {
+    /// Opens the store. For a durable harness every call opens the same data.
+    async fn open(&self) -> Arc<dyn Store>;
+    /// Whether the data outlives every handle (checked by [`survives_reopen`]).
+    fn durable(&self) -> bool;
+}
+
+/// One `#[tokio::test]` per check, each with a fresh harness from `$harness`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        $crate::conformance_tests!(@tests $harness;
+            insert_then_get_round_trips,
+            insert_twice_is_refused,
+            missing_engines_are_not_found,
+            list_is_oldest_first,
+            compare_and_swap_bumps_the_revision,
+            stale_revision_is_refused,
+            delete_is_fenced,
+            concurrent_compare_and_swap_has_one_winner,
+            due_follows_schedule_and_leases,
+            expired_lease_is_taken_over,
+            concurrent_inserts_are_all_kept,
+            survives_reopen,
+        );
+    };
+    (@tests $harness:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                $crate::store::conformance::$check(&$harness).await;
+            }
+        )+
+    };
+}
+
+const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+fn engine(name: &str, created: Timestamp) -> EngineRecord {
+    let spec = EngineSpec {
+        id: EngineId::generate(),
+        name: name.to_owned(),
+        engine_type: EngineType::Spark,
+        version: "4.3.0".to_owned(),
+        configs: BTreeMap::from([("spark.executor.instances".to_owned(), "1".to_owned())]),
+    };
+    EngineRecord::new(spec, created)
+}
+
+fn lease(owner: &str, expires_at: Timestamp) -> Option<Lease> {
+    Some(Lease {
+        owner: owner.to_owned(),
+        expires_at,
+    })
+}
+
+pub async fn insert_then_get_round_trips(h: &dyn Harness) {
+    let store = h.open().await;
+    let mut e = engine("round-trip", T0);
+    e.endpoint = Some("sc://127.0.0.1:15002".into());
+    e.error = Some("quote \" and newline \n survive".into());
+    e.lease = lease("monitor-1", T0.plus(Duration::from_secs(30)));
+    store.insert(&e).await.unwrap();
+    let got = store.get(e.id()).await.unwrap().expect("inserted engine");
+    e.revision = 1;
+    assert_eq!(got, e);
+}
+
+pub async fn insert_twice_is_refused(h: &dyn Harness) {
+    let store = h.open().await;
+    let e = engine("twice", T0);
+    store.insert(&e).await.unwrap();
+    let err = store.insert(&e).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::AlreadyExists(ref id) if id == e.id()),
+        "{err:?}"
+    );
+}
+
+pub async fn missing_engines_are_not_found(h: &dyn Harness) {
+    let store = h.open().await;
+    let ghost = engine("ghost", T0);
+    assert_eq!(store.get(ghost.id()).await.unwrap(), None);
+    let err = store.compare_and_swap(1, &ghost).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let err = store.delete(ghost.id(), 1).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+pub async fn list_is_oldest_first(h: &dyn Harness) {
+    let store = h.open().await;
+    let names = ["c", "a", "b"];
+    for (i, name) in names.iter().enumerate() {
+        let created = T0.plus(Duration::from_secs(10 - i as u64));
+        store.insert(&engine(name, created)).await.unwrap();
+    }
+    let listed: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.spec.name)
+        .collect();
+    assert_eq!(listed, ["b", "a", "c"]);
+}
+
+pub async fn compare_and_swap_bumps_the_revision(h: &dyn Harness) {
+    let store = h.open().await;
+    let mut e = engine("cas", T0);
+    store.insert(&e).await.unwrap();
+    e.enter(EngineState::TriggerStart, T0.plus(Duration::from_secs(1)));
+    e.lease = lease("m", T0.plus(Duration::from_secs(31)));
+    e.revision = 999; // ignored: the store sets it
+    assert_eq!(store.compare_and_swap(1, &e).await.unwrap(), 2);
+    let got = store.get(e.id()).await.unwrap().unwrap();
+    assert_eq!(got.revision, 2);
+    assert_eq!(got.state, EngineState::TriggerStart);
+    assert_eq!(got.lease, e.lease);
+    assert_eq!(store.compare_and_swap(2, &got).await.unwrap(), 3);
+}
+
+pub async fn stale_revision_is_refused(h: &dyn Harness) {
+    let store = h.open().await;
+    let e = engine("stale", T0);
+    store.insert(&e).await.unwrap();
+    let mut first = e.clone();
+    first.enter(EngineState::Terminated, T0);
+    store.compare_and_swap(1, &first).await.unwrap();
+    let mut stale = e.clone();
+    stale.enter(EngineState::TriggerStart, T0);
+    let err = store.compare_and_swap(1, &stale).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let got = store.get(e.id()).await.unwrap().unwrap();
+    assert_eq!(
+        (got.state, got.revision),
+        (EngineState::Terminated, 2),
+        "the stale write changed nothing"
+    );
+}
+
+pub async fn delete_is_fenced(h: &dyn Harness) {
+    let store = h.open().await;
+    let e = engine("delete", T0);
+    store.insert(&e).await.unwrap();
+    store.compare_and_swap(1, &e).await.unwrap();
+    let err = store.delete(e.id(), 1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(store.get(e.id()).await.unwrap().is_some());
+    store.delete(e.id(), 2).await.unwrap();
+    assert_eq!(store.get(e.id()).await.unwrap(), None);
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+pub async fn concurrent_compare_and_swap_has_one_winner(h: &dyn Harness) {
+    let store = h.open().await;
+    let e = engine("race", T0);
+    store.insert(&e).await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let mut claim = e.clone();
+            claim.enter(EngineState::TriggerStart, T0);
+            claim.lease = lease(&format!("monitor-{i}"), T0.plus(Duration::from_secs(30)));
+            tokio::spawn(async move { store.compare_and_swap(1, &claim).await.map(|_| i) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(i) => winners.push(i),
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("a lost race must be a Conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let got = store.get(e.id()).await.unwrap().unwrap();
+    assert_eq!(got.revision, 2);
+    assert_eq!(got.lease.unwrap().owner, format!("monitor-{}", winners[0]));
+}
+
+pub async fn due_follows_schedule_and_leases(h: &dyn Harness) {
+    let store = h.open().await;
+    let now = T0.plus(Duration::from_secs(100));
+    let mut early = engine("early", T0);
+    early.next_action_at = Some(T0.plus(Duration::from_secs(1)));
+    let mut late = engine("late", T0);
+    late.next_action_at = Some(T0.plus(Duration::from_secs(50)));
+    let mut future = engine("future", T0);
+    future.next_action_at = Some(now.plus(Duration::from_secs(1)));
+    let mut at_rest = engine("at-rest", T0);
+    at_rest.enter(EngineState::Terminated, T0);
+    let mut leased = engine("leased", T0);
+    leased.lease = lease("m", now.plus(Duration::from_secs(5)));
+    let mut expired = engine("expired", T0);
+    expired.next_action_at = Some(T0.plus(Duration::from_secs(20)));
+    expired.lease = lease("m", now);
+    for e in [&late, &future, &at_rest, &leased, &expired, &early] {
+        store.insert(e).await.unwrap();
+    }
+    let names = |v: Vec<EngineRecord>| v.into_iter().map(|r| r.spec.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.due(now, 10).await.unwrap()),
+        ["early", "expired", "late"]
+    );
+    assert_eq!(
+        names(store.due(now, 2).await.unwrap()),
+        ["early", "expired"]
+    );
+    let much_later = now.plus(Duration::from_secs(3600));
+    assert_eq!(
+        store.due(much_later, 10).await.unwrap().len(),
+        5,
+        "all but the one at rest"
+    );
+}
+
+pub async fn expired_lease_is_taken_over(h: &dyn Harness) {
+    let store = h.open().await;
+    let e = engine("takeover", T0);
+    store.insert(&e).await.unwrap();
+    // Monitor A claims with a 10 s lease, then goes silent.
+    let mut a = e.clone();
+    a.enter(EngineState::TriggerStart, T0);
+    a.lease = lease("a", T0.plus(Duration::from_secs(10)));
+    let a_revision = store.compare_and_swap(1, &a).await.unwrap();
+    assert!(
+        store
+            .due(T0.plus(Duration::from_secs(9)), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // After expiry monitor B sees it due and takes it over.
+    let later = T0.plus(Duration::from_secs(11));
+    let due = store.due(later, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let mut b = due[0].clone();
+    b.lease = lease("b", later.plus(Duration::from_secs(10)));
+    let b_revision = store.compare_and_swap(due[0].revision, &b).await.unwrap();
+    // A wakes up and tries to release: refused, B's claim stands.
+    let mut a_release = a.clone();
+    a_release.enter(EngineState::StartInProgress, later);
+    a_release.lease = None;
+    let err = store
+        .compare_and_swap(a_revision, &a_release)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let got = store.get(e.id()).await.unwrap().unwrap();
+    assert_eq!(
+        (got.revision, got.lease.unwrap().owner.as_str()),
+        (b_revision, "b")
+    );
+}
+
+pub async fn concurrent_inserts_are_all_kept(h: &dyn Harness) {
+    let store = h.open().await;
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.insert(&engine(&format!("e{i}"), T0)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task").unwrap();
+    }
+    assert_eq!(store.list().await.unwrap().len(), 100);
+}
+
+pub async fn survives_reopen(h: &dyn Harness) {
+    if !h.durable() {
+        return;
+    }
+    let mut e = engine("durable", T0);
+    {
+        let store = h.open().await;
+        store.insert(&e).await.unwrap();
+        e.enter(EngineState::Running, T0.plus(Duration::from_secs(5)));
+        e.endpoint = Some("sc://127.0.0.1:1".into());
+        store.compare_and_swap(1, &e).await.unwrap();
+    }
+    let store = h.open().await;
+    let got = store
+        .get(e.id())
+        .await
+        .unwrap()
+        .expect("engine survives reopening");
+    e.revision = 2;
+    assert_eq!(got, e);
+}
