@@ -7,12 +7,14 @@
 //! `rucat-store` and `rucat-k8s` and plug in through the traits.
 
 pub mod engine;
+pub mod engines;
 pub mod request;
 pub mod resource;
 pub mod state;
 pub mod store;
 pub mod time;
 
+pub use engines::{EngineError, Engines};
 pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
 pub use request::{CreateEngineRequest, ValidationError};
 pub use resource::{ResourceError, ResourceManager, ResourceStatus};
