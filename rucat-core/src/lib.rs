@@ -8,14 +8,16 @@
 
 pub mod engine;
 pub mod engines;
+pub mod monitor;
 pub mod request;
 pub mod resource;
 pub mod state;
 pub mod store;
 pub mod time;
 
-pub use engines::{EngineError, Engines};
 pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
+pub use engines::{EngineError, Engines};
+pub use monitor::{Monitor, MonitorConfig};
 pub use request::{CreateEngineRequest, ValidationError};
 pub use resource::{ResourceError, ResourceManager, ResourceStatus};
 pub use state::{EngineState, Event, Transition};

@@ -33,7 +33,10 @@ use async_trait::async_trait;
 
 use crate::engine::{EngineId, EngineSpec};
 
+mod instant;
 pub mod local;
+
+pub use instant::InstantResourceManager;
 
 /// What a resource manager knows about an engine's resource.
 #[derive(Clone, Debug, PartialEq, Eq)]

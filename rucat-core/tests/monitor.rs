@@ -1,0 +1,375 @@
+//! The monitor driving engines end to end over the in-memory store, with
+//! resource managers that behave in scripted ways.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rucat_core::engine::Lease;
+use rucat_core::resource::InstantResourceManager;
+use rucat_core::store::MemoryStore;
+use rucat_core::{
+    CreateEngineRequest, EngineId, EngineRecord, EngineSpec, EngineState, Engines, Monitor,
+    MonitorConfig, ResourceError, ResourceManager, ResourceStatus, Store, Timestamp,
+};
+use tokio::sync::{Semaphore, oneshot};
+
+fn config(owner: &str) -> MonitorConfig {
+    MonitorConfig {
+        owner: owner.into(),
+        check_interval: Duration::from_millis(20),
+        lease_duration: Duration::from_secs(5),
+        start_deadline: Duration::from_secs(30),
+        max_concurrent: 16,
+    }
+}
+
+fn request(name: &str) -> CreateEngineRequest {
+    CreateEngineRequest {
+        name: name.into(),
+        engine_type: "Spark".into(),
+        version: "4.3.0".into(),
+        configs: BTreeMap::new(),
+    }
+}
+
+/// A monitor running in the background until the handle is dropped.
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn start(monitor: Monitor) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(monitor.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
+    }
+}
+
+fn start(
+    store: &Arc<MemoryStore>,
+    resources: Arc<dyn ResourceManager>,
+    cfg: MonitorConfig,
+) -> (Engines, Running) {
+    let monitor = Monitor::new(store.clone(), resources, cfg);
+    let engines = Engines::new(store.clone()).with_waker(monitor.waker());
+    (engines, Running::start(monitor))
+}
+
+async fn wait_for(engines: &Engines, id: &EngineId, state: EngineState) -> EngineRecord {
+    for _ in 0..500 {
+        let record = engines.get(id).await.unwrap();
+        if record.state == state {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "engine never reached {state}: {:?}",
+        engines.get(id).await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn full_lifecycle_on_an_instant_resource_manager() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(InstantResourceManager::new());
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+
+    let id = engines.create(request("life")).await.unwrap();
+    let running = wait_for(&engines, &id, EngineState::Running).await;
+    assert_eq!(running.endpoint, Some(format!("instant://{id}")));
+    assert_eq!(running.lease, None, "released after acting");
+
+    engines.stop(&id).await.unwrap();
+    let stopped = wait_for(&engines, &id, EngineState::Terminated).await;
+    assert_eq!(stopped.endpoint, None);
+    assert!(resources.live().is_empty());
+
+    engines.restart(&id).await.unwrap();
+    wait_for(&engines, &id, EngineState::Running).await;
+    engines.stop(&id).await.unwrap();
+    wait_for(&engines, &id, EngineState::Terminated).await;
+    engines.delete(&id).await.unwrap();
+
+    assert_eq!((resources.creations(), resources.deletions()), (2, 2));
+    assert_eq!(resources.adoptions(), 0);
+    monitor.shutdown().await;
+}
+
+/// Scripted behaviour per engine name.
+#[derive(Default)]
+struct Scripted {
+    /// Status to report for each engine, once created.
+    status: Mutex<HashMap<EngineId, ResourceStatus>>,
+    reject_create: Option<String>,
+    /// `create` fails as unavailable this many times first.
+    unavailable_creates: AtomicU32,
+    /// What `status` reports right after `create`.
+    initial: Option<ResourceStatus>,
+    deletes: AtomicU32,
+    creates_in_flight: AtomicU32,
+    max_creates_in_flight: AtomicU32,
+    create_delay: Duration,
+    /// When set, each `status` call takes a permit first (to let a test act
+    /// while a check is under way).
+    gate: Option<Arc<Semaphore>>,
+}
+
+impl Scripted {
+    fn set(&self, id: &EngineId, status: ResourceStatus) {
+        self.status.lock().unwrap().insert(id.clone(), status);
+    }
+}
+
+#[async_trait]
+impl ResourceManager for Scripted {
+    async fn create(&self, spec: &EngineSpec) -> Result<(), ResourceError> {
+        let now = self.creates_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_creates_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.create_delay).await;
+        self.creates_in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.unavailable_creates.load(Ordering::SeqCst) > 0 {
+            self.unavailable_creates.fetch_sub(1, Ordering::SeqCst);
+            return Err(ResourceError::Unavailable("platform is down".into()));
+        }
+        if let Some(reason) = &self.reject_create {
+            // A half-made resource that the cleanup path must remove.
+            self.set(&spec.id, ResourceStatus::Pending);
+            return Err(ResourceError::Rejected(reason.clone()));
+        }
+        let initial = self.initial.clone().unwrap_or(ResourceStatus::Running {
+            endpoint: "sc://x:1".into(),
+        });
+        self.status
+            .lock()
+            .unwrap()
+            .entry(spec.id.clone())
+            .or_insert(initial);
+        Ok(())
+    }
+
+    async fn status(&self, id: &EngineId) -> Result<ResourceStatus, ResourceError> {
+        if let Some(gate) = &self.gate {
+            gate.acquire().await.expect("gate open").forget();
+        }
+        Ok(self
+            .status
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .unwrap_or(ResourceStatus::Gone))
+    }
+
+    async fn delete(&self, id: &EngineId) -> Result<(), ResourceError> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
+        self.status.lock().unwrap().remove(id);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_creation_is_cleaned_up_with_its_reason() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted {
+        reject_create: Some("no such image".into()),
+        ..Default::default()
+    });
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+    let id = engines.create(request("bad")).await.unwrap();
+    let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
+    assert_eq!(clean.error.as_deref(), Some("no such image"));
+    assert!(resources.deletes.load(Ordering::SeqCst) >= 1);
+    assert!(
+        resources.status.lock().unwrap().is_empty(),
+        "the half-made resource was removed"
+    );
+    engines.delete(&id).await.unwrap();
+    monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_start_past_its_deadline_takes_the_error_path() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted {
+        initial: Some(ResourceStatus::Pending),
+        ..Default::default()
+    });
+    let cfg = MonitorConfig {
+        start_deadline: Duration::from_millis(200),
+        ..config("m")
+    };
+    let (engines, monitor) = start(&store, resources.clone(), cfg);
+    let id = engines.create(request("slow")).await.unwrap();
+    let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
+    assert!(clean.error.unwrap().contains("start deadline"));
+    assert!(resources.status.lock().unwrap().is_empty());
+    monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_running_engine_that_fails_is_cleaned_up() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted::default());
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+    let id = engines.create(request("crash")).await.unwrap();
+    wait_for(&engines, &id, EngineState::Running).await;
+    resources.set(
+        &id,
+        ResourceStatus::Failed {
+            reason: "exit code 137: OOMKilled".into(),
+        },
+    );
+    let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
+    assert_eq!(clean.error.as_deref(), Some("exit code 137: OOMKilled"));
+    assert_eq!(clean.endpoint, None);
+    monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unavailable_platform_is_retried_with_backoff() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted {
+        unavailable_creates: AtomicU32::new(3),
+        ..Default::default()
+    });
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+    let id = engines.create(request("flaky")).await.unwrap();
+    let running = wait_for(&engines, &id, EngineState::Running).await;
+    assert_eq!(running.error, None);
+    assert_eq!(
+        resources.unavailable_creates.load(Ordering::SeqCst),
+        0,
+        "all three failures were retried"
+    );
+    monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn engines_are_handled_concurrently() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted {
+        create_delay: Duration::from_millis(200),
+        ..Default::default()
+    });
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(engines.create(request(&format!("c{i}"))).await.unwrap());
+    }
+    for id in &ids {
+        wait_for(&engines, id, EngineState::Running).await;
+    }
+    assert!(
+        resources.max_creates_in_flight.load(Ordering::SeqCst) > 1,
+        "creations overlapped"
+    );
+    monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dead_monitors_claim_is_taken_over_after_its_lease() {
+    let store = Arc::new(MemoryStore::new());
+    let engines = Engines::new(store.clone());
+    let id = engines.create(request("orphan")).await.unwrap();
+    // A monitor claimed the engine, then died without releasing it.
+    let mut orphan = engines.get(&id).await.unwrap();
+    let revision = orphan.revision;
+    orphan.enter(EngineState::TriggerStart, Timestamp::now());
+    orphan.lease = Some(Lease {
+        owner: "dead".into(),
+        expires_at: Timestamp::now().plus(Duration::from_millis(300)),
+    });
+    store.compare_and_swap(revision, &orphan).await.unwrap();
+
+    let resources = Arc::new(InstantResourceManager::new());
+    let (engines, monitor) = start(&store, resources.clone(), config("heir"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let before_expiry = engines.get(&id).await.unwrap();
+    assert_eq!(
+        before_expiry.state,
+        EngineState::TriggerStart,
+        "the live lease is respected"
+    );
+    assert_eq!(before_expiry.lease.unwrap().owner, "dead");
+    wait_for(&engines, &id, EngineState::Running).await;
+    assert_eq!(resources.creations(), 1);
+    monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stale_monitors_release_is_refused() {
+    let store = Arc::new(MemoryStore::new());
+    let gate = Arc::new(Semaphore::new(0));
+    let resources = Arc::new(Scripted {
+        gate: Some(gate.clone()),
+        ..Default::default()
+    });
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+    let id = engines.create(request("stale")).await.unwrap();
+    gate.add_permits(1); // let the first status check through
+    wait_for(&engines, &id, EngineState::Running).await;
+    // The monitor's next check of the running engine blocks on the gate with
+    // its claim held; meanwhile the user stops the engine.
+    wait_until(|| async { engines.get(&id).await.unwrap().lease.is_some() }).await;
+    engines.stop(&id).await.unwrap();
+    gate.add_permits(1000); // the check ends; its release must be refused
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_ne!(
+        engines.get(&id).await.unwrap().state,
+        EngineState::Running,
+        "the stop was not overwritten"
+    );
+    let stopped = wait_for(&engines, &id, EngineState::Terminated).await;
+    assert_eq!(stopped.lease, None);
+    assert_eq!(resources.deletes.load(Ordering::SeqCst), 1);
+    monitor.shutdown().await;
+}
+
+async fn wait_until<F, Fut>(condition: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..500 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("condition never held");
+}
+
+#[tokio::test]
+async fn two_monitors_start_each_engine_once() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(InstantResourceManager::new());
+    let (engines, first) = start(&store, resources.clone(), config("one"));
+    let (_, second) = start(&store, resources.clone(), config("two"));
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(engines.create(request(&format!("e{i}"))).await.unwrap());
+    }
+    for id in &ids {
+        wait_for(&engines, id, EngineState::Running).await;
+    }
+    assert_eq!((resources.creations(), resources.adoptions()), (20, 0));
+    first.shutdown().await;
+    second.shutdown().await;
+}
