@@ -28,7 +28,11 @@ pub enum EngineError {
     NotFound(EngineId),
     /// The action is not allowed in the engine's current state.
     #[error("cannot {action} engine {id} in state {state}")]
-    InvalidState { id: EngineId, action: Event, state: EngineState },
+    InvalidState {
+        id: EngineId,
+        action: Event,
+        state: EngineState,
+    },
     /// Lost the compare-and-swap race too many times in a row.
     #[error("engine {0} is changing too fast; try again")]
     Contended(EngineId),
@@ -78,7 +82,10 @@ impl Engines {
     }
 
     pub async fn get(&self, id: &EngineId) -> Result<EngineRecord, EngineError> {
-        self.store.get(id).await?.ok_or_else(|| EngineError::NotFound(id.clone()))
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(id.clone()))
     }
 
     pub async fn list(&self) -> Result<Vec<EngineRecord>, EngineError> {
@@ -115,7 +122,10 @@ impl Engines {
                     // The user's decision supersedes a monitor's claim: the
                     // claimant's release will fail its compare-and-swap.
                     record.lease = None;
-                    self.store.compare_and_swap(revision, &record).await.map(drop)
+                    self.store
+                        .compare_and_swap(revision, &record)
+                        .await
+                        .map(drop)
                 }
             };
             match written {
@@ -171,7 +181,10 @@ mod tests {
     async fn invalid_requests_are_not_recorded() {
         let engines = engines();
         let err = engines.create(request("Bad Name")).await.unwrap_err();
-        assert!(matches!(err, EngineError::Invalid(ref v) if v.field == "name"), "{err:?}");
+        assert!(
+            matches!(err, EngineError::Invalid(ref v) if v.field == "name"),
+            "{err:?}"
+        );
         assert!(engines.list().await.unwrap().is_empty());
     }
 
@@ -181,7 +194,14 @@ mod tests {
         let id = engines.create(request("a")).await.unwrap();
         let err = engines.restart(&id).await.unwrap_err();
         assert!(
-            matches!(err, EngineError::InvalidState { state: EngineState::WaitToStart, action: Event::Restart, .. }),
+            matches!(
+                err,
+                EngineError::InvalidState {
+                    state: EngineState::WaitToStart,
+                    action: Event::Restart,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         engines.stop(&id).await.unwrap();
@@ -189,10 +209,19 @@ mod tests {
         assert_eq!(stopped.state, EngineState::Terminated);
         assert_eq!(stopped.next_action_at, None, "nothing for a monitor to do");
         engines.restart(&id).await.unwrap();
-        assert_eq!(engines.get(&id).await.unwrap().state, EngineState::WaitToStart);
+        assert_eq!(
+            engines.get(&id).await.unwrap().state,
+            EngineState::WaitToStart
+        );
         engines.delete(&id).await.unwrap();
-        assert!(matches!(engines.get(&id).await, Err(EngineError::NotFound(_))));
-        assert!(matches!(engines.stop(&id).await, Err(EngineError::NotFound(_))));
+        assert!(matches!(
+            engines.get(&id).await,
+            Err(EngineError::NotFound(_))
+        ));
+        assert!(matches!(
+            engines.stop(&id).await,
+            Err(EngineError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -206,12 +235,19 @@ mod tests {
             owner: "m".into(),
             expires_at: Timestamp::now().plus(std::time::Duration::from_secs(60)),
         });
-        let claimed = engines.store().compare_and_swap(revision, &running).await.unwrap();
+        let claimed = engines
+            .store()
+            .compare_and_swap(revision, &running)
+            .await
+            .unwrap();
         engines.stop(&id).await.unwrap();
         let stopped = engines.get(&id).await.unwrap();
         assert_eq!(stopped.state, EngineState::WaitToTerminate);
         assert_eq!(stopped.lease, None);
-        assert!(stopped.revision > claimed, "the monitor's release will be refused");
+        assert!(
+            stopped.revision > claimed,
+            "the monitor's release will be refused"
+        );
     }
 
     #[tokio::test]
@@ -228,7 +264,10 @@ mod tests {
         for task in tasks {
             match task.await.unwrap() {
                 Ok(()) => ok += 1,
-                Err(EngineError::InvalidState { state: EngineState::Terminated, .. }) => {}
+                Err(EngineError::InvalidState {
+                    state: EngineState::Terminated,
+                    ..
+                }) => {}
                 Err(other) => panic!("{other:?}"),
             }
         }
