@@ -1,0 +1,244 @@
+//! The one error shape every failing API request gets, so clients handle
+//! errors by a stable `error` kind instead of parsing text or status codes
+//! alone:
+//!
+//! ```json
+//! {"error": "invalid_request", "message": "name: must not be empty", "field": "name"}
+//! ```
+//!
+//! `field` appears only for request validation errors, `state` only when an
+//! action is refused because of the engine's state.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rucat_core::{EngineError, EngineState, StoreError, ValidationError};
+use serde::Serialize;
+
+/// Why an API request failed; converts into the HTTP response the client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Syntactically broken input: malformed JSON, an id rucat could not have made.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Credentials are missing or wrong. `bearer` says whether to also offer
+    /// the Bearer scheme in the challenge.
+    #[error("authentication required")]
+    Unauthorized { bearer: bool },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The action is not allowed in the engine's current state.
+    #[error("{message}")]
+    InvalidState { message: String, state: EngineState },
+    /// Lost races too often; retrying later will likely succeed.
+    #[error("{0}")]
+    Contended(String),
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("expected a request body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// Well-formed JSON that is not an acceptable request; `field` names the
+    /// culprit when it is known.
+    #[error("{message}")]
+    Unprocessable {
+        message: String,
+        field: Option<String>,
+    },
+    /// The store cannot be reached; the details stay in the server log.
+    #[error("the engine store is unavailable; try again later")]
+    Unavailable,
+    /// A bug or corrupt data; the details stay in the server log.
+    #[error("internal server error")]
+    Internal,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<EngineState>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidState { .. } | Self::Contended(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable `error` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InvalidState { .. } => "invalid_state",
+            Self::Contended(_) => "conflict",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unprocessable { .. } => "invalid_request",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.kind(),
+            message: self.to_string(),
+            field: match &self {
+                Self::Unprocessable { field, .. } => field.as_deref(),
+                _ => None,
+            },
+            state: match &self {
+                Self::InvalidState { state, .. } => Some(*state),
+                _ => None,
+            },
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthorized { bearer } => {
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Basic realm="rucat", charset="UTF-8""#),
+                );
+                if bearer {
+                    headers.append(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(r#"Bearer realm="rucat""#),
+                    );
+                }
+            }
+            Self::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        Self::Unprocessable {
+            message: err.to_string(),
+            field: Some(err.field),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::Invalid(v) => v.into(),
+            EngineError::NotFound(_) => Self::NotFound(err.to_string()),
+            EngineError::InvalidState { state, .. } => Self::InvalidState {
+                message: err.to_string(),
+                state,
+            },
+            EngineError::Contended(_) => Self::Contended(err.to_string()),
+            EngineError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(_) => Self::NotFound(err.to_string()),
+            StoreError::Conflict(_) => Self::Contended(err.to_string()),
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %err, "engine store unavailable");
+                Self::Unavailable
+            }
+            StoreError::AlreadyExists(_) | StoreError::Corrupt { .. } => {
+                tracing::error!(error = %err, "internal store error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rucat_core::EngineId;
+
+    #[test]
+    fn engine_errors_map_to_statuses() {
+        let id = EngineId::generate();
+        let cases = [
+            (
+                EngineError::NotFound(id.clone()),
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                EngineError::InvalidState {
+                    id: id.clone(),
+                    action: rucat_core::Event::Stop,
+                    state: EngineState::Terminated,
+                },
+                StatusCode::CONFLICT,
+                "invalid_state",
+            ),
+            (
+                EngineError::Contended(id.clone()),
+                StatusCode::CONFLICT,
+                "conflict",
+            ),
+            (
+                EngineError::Store(StoreError::Unavailable("db down".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+            ),
+            (
+                EngineError::Store(StoreError::Corrupt {
+                    id: id.to_string(),
+                    reason: "bad json".into(),
+                }),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+            ),
+            (
+                EngineError::Store(StoreError::Conflict(id.clone())),
+                StatusCode::CONFLICT,
+                "conflict",
+            ),
+        ];
+        for (err, status, kind) in cases {
+            let api = ApiError::from(err);
+            assert_eq!((api.status(), api.kind()), (status, kind), "{api:?}");
+        }
+    }
+
+    #[test]
+    fn internal_details_are_not_returned() {
+        let api = ApiError::from(StoreError::Unavailable("password=hunter2".into()));
+        assert!(!api.to_string().contains("hunter2"));
+        let api = ApiError::from(StoreError::Corrupt {
+            id: "x".into(),
+            reason: "secret".into(),
+        });
+        assert!(!api.to_string().contains("secret"));
+    }
+}
