@@ -1,1 +1,11 @@
+//! Durable [`Store`](rucat_core::Store) backends for rucat.
+//!
+//! rucat-core only knows the `Store` trait; the server and monitor binaries pick
+//! a backend from their [`DatabaseConfig`] with [`open_store`], so neither has
+//! to know which database it talks to.
 
+pub mod config;
+pub mod sqlite;
+
+pub use config::{DatabaseConfig, OpenStoreError, open_store};
+pub use sqlite::{OpenFailure, SqliteOpenError, SqliteStore};
