@@ -9,20 +9,31 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, from 1970 up to the end of year 9999:
+/// the range RFC 3339 can write, so serializing a timestamp never fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
+
+/// 9999-12-31T23:59:59.999Z.
+const MAX_MILLIS: i64 = 253_402_300_799_999;
 
 impl Timestamp {
     pub fn now() -> Self {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        Self(i64::try_from(millis).unwrap_or(i64::MAX))
+        Self::from_millis(i64::try_from(millis).unwrap_or(MAX_MILLIS))
     }
 
+    /// Clamps to the representable range.
     pub const fn from_millis(millis: i64) -> Self {
-        Self(millis)
+        if millis < 0 {
+            Self(0)
+        } else if millis > MAX_MILLIS {
+            Self(MAX_MILLIS)
+        } else {
+            Self(millis)
+        }
     }
 
     pub const fn as_millis(self) -> i64 {
@@ -31,8 +42,8 @@ impl Timestamp {
 
     /// `self + duration`, saturating instead of overflowing.
     pub fn plus(self, duration: Duration) -> Self {
-        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        Self(self.0.saturating_add(millis))
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(MAX_MILLIS);
+        Self::from_millis(self.0.saturating_add(millis))
     }
 
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
@@ -87,9 +98,16 @@ mod tests {
     }
 
     #[test]
-    fn arithmetic_saturates() {
-        let t = Timestamp::from_millis(i64::MAX - 1);
-        assert_eq!(t.plus(Duration::from_secs(10)).as_millis(), i64::MAX);
+    fn arithmetic_saturates_within_the_writable_range() {
+        let t = Timestamp::from_millis(MAX_MILLIS - 1);
+        let end = t.plus(Duration::from_secs(10));
+        assert_eq!(end.as_millis(), MAX_MILLIS);
         assert_eq!(Timestamp::from_millis(5).since(t), Duration::ZERO);
+        assert_eq!(Timestamp::from_millis(-5).as_millis(), 0);
+        assert_eq!(Timestamp::from_millis(i64::MAX), end);
+        let far = Timestamp::now().plus(Duration::MAX);
+        let json = serde_json::to_string(&far).unwrap();
+        assert_eq!(json, "\"9999-12-31T23:59:59.999Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), far);
     }
 }
