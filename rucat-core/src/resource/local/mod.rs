@@ -1,0 +1,571 @@
+//! A [`ResourceManager`] that runs each engine as a Spark Connect server in a
+//! local process: for development, tests, and single-machine deployments.
+//!
+//! Each engine gets `<work_dir>/<engine id>/`, which holds everything the
+//! engine writes (Spark's local dir, temp dir, warehouse and `engine.log`) and
+//! everything rucat knows about it (`process.json` with pid and port,
+//! `exit_status` once it ended). Because the directory is the record, any
+//! process pointed at the same `work_dir` (a server, one or more monitors, a
+//! restarted monitor) sees and can adopt, query and stop the same engines.
+//!
+//! A recorded pid only counts as the engine while that process's command line
+//! still names the engine's own local dir, so a pid the system has since given
+//! to another program is never adopted or signalled.
+
+mod process;
+mod setup;
+mod spark;
+mod workdir;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use tokio::process::Child;
+use tokio::sync::watch;
+
+use self::process::{Exit, Leader};
+use self::setup::SparkInstall;
+use self::workdir::{EngineDir, ProcessRecord};
+use super::{ResourceError, ResourceManager, ResourceStatus};
+use crate::engine::{EngineId, EngineSpec};
+
+pub use self::setup::LocalSetupError;
+
+/// How long an operation waits for another one on the same engine (a create
+/// racing a create) before reporting the engine busy.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for this process's reaper to record an exit it has seen.
+const REAPER_WAIT: Duration = Duration::from_secs(2);
+/// How much of the end of `engine.log` is searched for a failure reason.
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+
+/// Configuration of the local resource manager; every field has a default, so
+/// an empty configuration runs engines with the pyspark on `PATH`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalConfig {
+    /// Root of the engines' work directories; each engine gets
+    /// `<work_dir>/<engine id>/`. Processes that share it share the engines.
+    pub work_dir: PathBuf,
+    /// The Spark installation to use; else `SPARK_HOME`, else the pyspark
+    /// package of `python`.
+    pub spark_home: Option<PathBuf>,
+    /// Driver heap (`--driver-memory`) unless the engine sets
+    /// `spark.driver.memory` itself.
+    pub driver_memory: String,
+    pub master: String,
+    /// How long an engine may take to shut down cleanly before it is killed.
+    pub stop_grace_secs: u64,
+    /// The Python whose pyspark provides Spark when no Spark home is given.
+    pub python: PathBuf,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            work_dir: PathBuf::from("./rucat-data/engines"),
+            spark_home: None,
+            driver_memory: "512m".to_owned(),
+            master: "local[2]".to_owned(),
+            stop_grace_secs: 10,
+            python: PathBuf::from("python3"),
+        }
+    }
+}
+
+/// Runs engines as local `spark-submit` processes; see the module docs.
+pub struct LocalResourceManager {
+    /// With `work_dir` made absolute: it is matched against command lines and
+    /// handed to Spark, whose working directory is the engine's own.
+    config: LocalConfig,
+    spark: SparkInstall,
+    /// Exit watches of the engines this process started, so that a status or
+    /// delete right after an exit can wait for the exit status to be recorded.
+    reapers: Mutex<HashMap<EngineId, watch::Receiver<bool>>>,
+}
+
+impl LocalResourceManager {
+    /// Finds Spark and its version (which may ask `python`) and creates the
+    /// work directory, so that a machine that cannot run engines is reported
+    /// before any engine is asked for.
+    pub async fn new(mut config: LocalConfig) -> Result<Self, LocalSetupError> {
+        config.work_dir = absolute_work_dir(&config.work_dir)?;
+        let spark = setup::locate(config.spark_home.as_deref(), &config.python).await?;
+        tracing::info!(
+            spark_home = %spark.home.display(),
+            version = %spark.version,
+            work_dir = %config.work_dir.display(),
+            "local resource manager ready"
+        );
+        Ok(Self {
+            config,
+            spark,
+            reapers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The only Spark version this manager can run.
+    pub fn spark_version(&self) -> &str {
+        &self.spark.version
+    }
+
+    pub fn spark_home(&self) -> &Path {
+        &self.spark.home
+    }
+
+    /// The absolute root of the engines' work directories.
+    pub fn work_dir(&self) -> &Path {
+        &self.config.work_dir
+    }
+
+    /// Where the engine's files are, whether or not it exists.
+    pub fn engine_dir(&self, id: &EngineId) -> PathBuf {
+        self.dir(id).path().to_owned()
+    }
+
+    /// The pid of the engine's process (also its process group id), once
+    /// started, whether or not it still runs.
+    pub async fn pid(&self, id: &EngineId) -> Result<Option<u32>, ResourceError> {
+        let record = self.dir(id).read_process().await;
+        Ok(record
+            .map_err(unavailable("cannot read the engine's process record"))?
+            .map(|r| r.pid))
+    }
+
+    fn dir(&self, id: &EngineId) -> EngineDir {
+        EngineDir::new(&self.config.work_dir, id)
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.config.stop_grace_secs)
+    }
+
+    fn check_version(&self, spec: &EngineSpec) -> Result<(), ResourceError> {
+        if spec.version == self.spark.version {
+            return Ok(());
+        }
+        Err(ResourceError::Rejected(format!(
+            "requested Spark {} but the local Spark is {}; the local resource manager \
+             runs only the Spark installed at {}",
+            spec.version,
+            self.spark.version,
+            self.spark.home.display()
+        )))
+    }
+
+    /// Starts the engine's server. Called with the engine's lock held and no
+    /// process recorded.
+    async fn launch(&self, spec: &EngineSpec, dir: &EngineDir) -> Result<(), ResourceError> {
+        self.stop_unrecorded(dir).await?;
+        let port = process::free_port().map_err(unavailable("cannot find a free port"))?;
+        let (local_dir, tmp_dir, warehouse_dir) =
+            (dir.local_dir(), dir.tmp_dir(), dir.warehouse_dir());
+        let args = spark::submit_args(&spark::SubmitPlan {
+            id: &spec.id,
+            configs: &spec.configs,
+            master: &self.config.master,
+            driver_memory: &self.config.driver_memory,
+            port,
+            local_dir: &local_dir,
+            tmp_dir: &tmp_dir,
+            warehouse_dir: &warehouse_dir,
+        });
+        let log = dir
+            .open_log()
+            .await
+            .map_err(unavailable("cannot open the engine's log"))?;
+        let inherited = std::env::var("SPARK_LAUNCHER_OPTS").ok();
+        let launcher_opts = spark::launcher_opts(inherited.as_deref());
+        // Without SPARK_LOCAL_IP the driver and block manager bind to the
+        // machine's outward address, whatever the Connect binding says.
+        let envs = [
+            ("SPARK_LOCAL_IP", OsStr::new(spark::BIND_ADDRESS)),
+            ("SPARK_LAUNCHER_OPTS", OsStr::new(&launcher_opts)),
+            ("SPARK_HOME", self.spark.home.as_os_str()),
+            ("SPARK_LOG_DIR", dir.path().as_os_str()),
+            ("SPARK_PID_DIR", dir.path().as_os_str()),
+        ];
+        let child = process::spawn(&self.spark.submit, &args, &envs, dir.path(), log).map_err(
+            unavailable(format!("cannot run {}", self.spark.submit.display())),
+        )?;
+        let pid = child
+            .id()
+            .ok_or_else(|| ResourceError::Unavailable("spark-submit vanished at once".into()))?;
+        self.reap_in_background(spec.id.clone(), child, dir.clone());
+        if let Err(e) = dir.write_process(ProcessRecord { pid, port }).await {
+            // A create that fails must not leave an engine running unrecorded.
+            let _ = process::signal_group(pid, Signal::SIGKILL);
+            return Err(unavailable("cannot record the engine's process")(e));
+        }
+        tracing::info!(engine = %spec.id, pid, port, "started Spark Connect server");
+        Ok(())
+    }
+
+    /// Stops engine processes that a crashed create started but never
+    /// recorded, so that a new launch does not run the engine twice.
+    async fn stop_unrecorded(&self, dir: &EngineDir) -> Result<(), ResourceError> {
+        let marker = dir.marker();
+        for pid in process::group_leaders_with(&marker) {
+            tracing::warn!(pid, dir = %dir.path().display(), "stopping an unrecorded engine process");
+            process::stop(pid, &marker, self.grace())
+                .await
+                .map_err(unavailable("cannot stop an unrecorded engine process"))?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the child so that it never lingers as a zombie, and records
+    /// how it ended for `status` calls from any process.
+    fn reap_in_background(&self, id: EngineId, mut child: Child, dir: EngineDir) {
+        let (done, watch) = watch::channel(false);
+        self.reapers().insert(id.clone(), watch);
+        tokio::spawn(async move {
+            match child.wait().await {
+                Ok(status) => {
+                    if let Some(exit) = Exit::from_status(status) {
+                        tracing::info!(engine = %id, "Spark {exit}");
+                        // Fails harmlessly if the engine was deleted meanwhile.
+                        if let Err(e) = dir.write_exit(exit).await {
+                            tracing::debug!(engine = %id, "exit status not recorded: {e}");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(engine = %id, "cannot wait for the engine's process: {e}"),
+            }
+            done.send_replace(true);
+        });
+    }
+
+    fn reapers(&self) -> std::sync::MutexGuard<'_, HashMap<EngineId, watch::Receiver<bool>>> {
+        // The map stays consistent even if a holder panicked: every update
+        // is a single insert or remove.
+        self.reapers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits up to `limit` for this process's reaper of the engine, if any, to
+    /// finish; true if it did.
+    async fn await_reaper(&self, id: &EngineId, limit: Duration) -> bool {
+        let Some(mut watch) = self.reapers().get(id).cloned() else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(limit, watch.wait_for(|done| *done)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    async fn failure_reason(
+        &self,
+        id: &EngineId,
+        dir: &EngineDir,
+    ) -> Result<String, ResourceError> {
+        let read_exit = || async {
+            dir.read_exit()
+                .await
+                .map_err(unavailable("cannot read the engine's exit status"))
+        };
+        let mut exit = read_exit().await?;
+        if exit.is_none() && self.await_reaper(id, REAPER_WAIT).await {
+            exit = read_exit().await?;
+        }
+        let log = dir
+            .log_tail(LOG_TAIL_BYTES)
+            .await
+            .map_err(unavailable("cannot read the engine's log"))?;
+        let exit = exit.map(|e| e.to_string());
+        Ok(spark::failure_reason(
+            exit.as_deref(),
+            &spark::summarize_log(&log),
+        ))
+    }
+
+    /// The pid to stop: a corrupt record must not make an engine undeletable,
+    /// since the /proc search still finds its process.
+    async fn recorded_pid_for_delete(&self, dir: &EngineDir) -> Result<Option<u32>, ResourceError> {
+        match dir.read_process().await {
+            Ok(record) => Ok(record.map(|r| r.pid)),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                tracing::warn!("ignoring a corrupt process record: {e}");
+                Ok(None)
+            }
+            Err(e) => Err(unavailable("cannot read the engine's process record")(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ResourceManager for LocalResourceManager {
+    /// An engine with a recorded process is adopted even if that process has
+    /// ended: `status` then says why it failed, which a silent restart would
+    /// hide.
+    async fn create(&self, spec: &EngineSpec) -> Result<(), ResourceError> {
+        let dir = self.dir(&spec.id);
+        let read_record = || async {
+            dir.read_process()
+                .await
+                .map_err(unavailable("cannot read the engine's process record"))
+        };
+        if read_record().await?.is_some() {
+            tracing::debug!(engine = %spec.id, "engine already started; adopting it");
+            return Ok(());
+        }
+        self.check_version(spec)?;
+        dir.prepare()
+            .await
+            .map_err(unavailable("cannot create the engine's work directory"))?;
+        let lock = dir
+            .lock(LOCK_WAIT)
+            .await
+            .map_err(unavailable("cannot lock the engine's work directory"))?;
+        let Some(_lock) = lock else {
+            return Err(ResourceError::Unavailable(
+                "the engine's work directory was removed while it was being created".into(),
+            ));
+        };
+        // Another process may have started it while we waited for the lock.
+        if read_record().await?.is_some() {
+            return Ok(());
+        }
+        self.launch(spec, &dir).await
+    }
+
+    async fn status(&self, id: &EngineId) -> Result<ResourceStatus, ResourceError> {
+        let dir = self.dir(id);
+        let exists = dir
+            .exists()
+            .await
+            .map_err(unavailable("cannot look for the engine's work directory"))?;
+        if !exists {
+            return Ok(ResourceStatus::Gone);
+        }
+        let record = dir
+            .read_process()
+            .await
+            .map_err(unavailable("cannot read the engine's process record"))?;
+        let Some(record) = record else {
+            // Being created, or a create was interrupted and will be retried.
+            return Ok(ResourceStatus::Pending);
+        };
+        match process::leader(record.pid, &dir.marker()).await {
+            Leader::Ours if process::accepts_connections(record.port).await => {
+                Ok(ResourceStatus::Running {
+                    endpoint: format!("sc://{}:{}", spark::BIND_ADDRESS, record.port),
+                })
+            }
+            Leader::Ours => Ok(ResourceStatus::Pending),
+            Leader::Foreign | Leader::Gone => Ok(ResourceStatus::Failed {
+                reason: self.failure_reason(id, &dir).await?,
+            }),
+        }
+    }
+
+    /// Returns only once the engine's processes are gone and its directory is
+    /// removed, so a following `status` says `Gone`.
+    async fn delete(&self, id: &EngineId) -> Result<(), ResourceError> {
+        let dir = self.dir(id);
+        let lock = dir
+            .lock(LOCK_WAIT)
+            .await
+            .map_err(unavailable("cannot lock the engine's work directory"))?;
+        let Some(_lock) = lock else {
+            self.reapers().remove(id);
+            return Ok(());
+        };
+        let marker = dir.marker();
+        let mut pids = process::group_leaders_with(&marker);
+        if let Some(pid) = self.recorded_pid_for_delete(&dir).await? {
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+        for pid in pids {
+            process::stop(pid, &marker, self.grace())
+                .await
+                .map_err(unavailable("cannot stop the engine's process"))?;
+        }
+        // Let our reaper record the exit first, so it does not write into the
+        // directory while it is being removed.
+        self.await_reaper(id, REAPER_WAIT).await;
+        dir.remove()
+            .await
+            .map_err(unavailable("cannot remove the engine's work directory"))?;
+        self.reapers().remove(id);
+        tracing::info!(engine = %id, "deleted engine");
+        Ok(())
+    }
+}
+
+/// The work directory as an absolute path, created if needed.
+fn absolute_work_dir(work_dir: &Path) -> Result<PathBuf, LocalSetupError> {
+    let io_error = |source| LocalSetupError::WorkDir {
+        path: work_dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(work_dir).map_err(io_error)?;
+    let absolute = work_dir.canonicalize().map_err(io_error)?;
+    if absolute.to_str().is_none() {
+        return Err(LocalSetupError::WorkDirNotUtf8(absolute));
+    }
+    Ok(absolute)
+}
+
+/// Maps an I/O failure to "could not ask", with what was being done.
+fn unavailable(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> ResourceError {
+    move |e| ResourceError::Unavailable(format!("{context}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_config_is_all_defaults() {
+        let config: LocalConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config, LocalConfig::default());
+        assert_eq!(config.work_dir, PathBuf::from("./rucat-data/engines"));
+        assert_eq!(config.driver_memory, "512m");
+        assert_eq!(config.master, "local[2]");
+        assert_eq!(config.stop_grace_secs, 10);
+        assert_eq!(config.python, PathBuf::from("python3"));
+        assert_eq!(config.spark_home, None);
+    }
+
+    #[test]
+    fn unknown_config_fields_are_refused() {
+        let err = serde_json::from_str::<LocalConfig>(r#"{"workdir":"/x"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `workdir`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_spark_home_is_a_setup_error() {
+        let work = tempfile::tempdir().unwrap();
+        let config = LocalConfig {
+            work_dir: work.path().join("engines"),
+            spark_home: Some(work.path().join("no-spark")),
+            ..LocalConfig::default()
+        };
+        let err = LocalResourceManager::new(config).await.err().unwrap();
+        assert!(
+            matches!(err, LocalSetupError::SparkSubmitMissing(_)),
+            "{err}"
+        );
+    }
+
+    /// A fake Spark home whose "spark-submit" is a shell script, so the
+    /// resource manager's bookkeeping can be tested without a JVM.
+    async fn fake_spark(script: &str) -> (tempfile::TempDir, LocalResourceManager) {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let home = root.path().join("spark");
+        std::fs::create_dir_all(home.join("bin")).unwrap();
+        std::fs::create_dir_all(home.join("jars")).unwrap();
+        std::fs::write(home.join("jars/spark-core_2.13-4.3.0.jar"), "").unwrap();
+        let submit = home.join("bin/spark-submit");
+        std::fs::write(&submit, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&submit, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = LocalConfig {
+            work_dir: root.path().join("engines"),
+            spark_home: Some(home),
+            stop_grace_secs: 1,
+            ..LocalConfig::default()
+        };
+        let manager = LocalResourceManager::new(config).await.unwrap();
+        (root, manager)
+    }
+
+    fn spec(version: &str) -> EngineSpec {
+        EngineSpec {
+            id: EngineId::generate(),
+            name: "t".into(),
+            engine_type: crate::engine::EngineType::Spark,
+            version: version.into(),
+            configs: Default::default(),
+        }
+    }
+
+    async fn wait_for_failure(manager: &LocalResourceManager, id: &EngineId) -> String {
+        for _ in 0..100 {
+            if let ResourceStatus::Failed { reason } = manager.status(id).await.unwrap() {
+                return reason;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the engine did not fail");
+    }
+
+    #[tokio::test]
+    async fn a_failed_process_is_reported_with_its_log_and_adopted() {
+        let (_root, manager) = fake_spark("echo 'Exception: no luck' >&2; exit 3").await;
+        let spec = spec("4.3.0");
+        manager.create(&spec).await.unwrap();
+        let pid = manager.pid(&spec.id).await.unwrap().unwrap();
+        let reason = wait_for_failure(&manager, &spec.id).await;
+        assert_eq!(
+            reason,
+            "Spark exited with code 3; end of its log:\nException: no luck"
+        );
+        manager.create(&spec).await.unwrap();
+        assert_eq!(manager.pid(&spec.id).await.unwrap(), Some(pid), "adopted");
+        manager.delete(&spec.id).await.unwrap();
+        assert_eq!(
+            manager.status(&spec.id).await.unwrap(),
+            ResourceStatus::Gone
+        );
+        assert!(!manager.engine_dir(&spec.id).exists());
+        manager.delete(&spec.id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_live_process_is_pending_until_its_port_opens_and_is_stopped_by_delete() {
+        // A stand-in server that ignores SIGTERM, so delete must escalate.
+        let (_root, manager) = fake_spark("trap '' TERM; while :; do sleep 0.05; done").await;
+        let spec = spec("4.3.0");
+        manager.create(&spec).await.unwrap();
+        assert_eq!(
+            manager.status(&spec.id).await.unwrap(),
+            ResourceStatus::Pending
+        );
+        let pid = manager.pid(&spec.id).await.unwrap().unwrap();
+
+        let other = LocalResourceManager::new(manager.config.clone())
+            .await
+            .unwrap();
+        other.create(&spec).await.unwrap();
+        assert_eq!(other.pid(&spec.id).await.unwrap(), Some(pid), "adopted");
+        other.delete(&spec.id).await.unwrap();
+        assert_eq!(
+            manager.status(&spec.id).await.unwrap(),
+            ResourceStatus::Gone
+        );
+        assert_ne!(
+            process::leader(pid, &manager.dir(&spec.id).marker()).await,
+            Leader::Ours
+        );
+    }
+
+    #[tokio::test]
+    async fn another_version_is_rejected_without_a_trace() {
+        let (_root, manager) = fake_spark("exit 0").await;
+        let spec = spec("3.5.3");
+        let err = manager.create(&spec).await.unwrap_err();
+        let ResourceError::Rejected(reason) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            reason.contains("3.5.3") && reason.contains("4.3.0"),
+            "{reason}"
+        );
+        assert!(!manager.engine_dir(&spec.id).exists());
+        assert_eq!(
+            manager.status(&spec.id).await.unwrap(),
+            ResourceStatus::Gone
+        );
+    }
+}
