@@ -80,6 +80,19 @@ fn processes_mentioning(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Kills an engine's process group if the test fails before deleting it, so
+/// a failure does not leave a JVM behind.
+struct KillOnPanic(u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let pgid = nix::unistd::Pid::from_raw(self.0 as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 /// The pid leaves the process table once reaped; give the reaper a moment.
 async fn assert_reaped(pid: u32) {
     for _ in 0..50 {
@@ -125,6 +138,7 @@ async fn an_engine_serves_queries_is_adopted_and_deleted() {
         .await
         .unwrap()
         .expect("a recorded pid");
+    let _cleanup = KillOnPanic(pid);
     let status = settle(&manager, &spec.id, START_TIMEOUT).await;
     let ResourceStatus::Running { endpoint } = status else {
         panic!("expected Running, got {status:?}");
@@ -182,6 +196,7 @@ async fn a_bad_config_fails_with_sparks_reason_and_is_cleaned_up() {
         .await
         .unwrap()
         .expect("a recorded pid");
+    let _cleanup = KillOnPanic(pid);
     let status = settle(&manager, &spec.id, START_TIMEOUT).await;
     let ResourceStatus::Failed { reason } = status else {
         panic!("expected Failed, got {status:?}");

@@ -533,6 +533,7 @@ mod tests {
             ResourceStatus::Pending
         );
         let pid = manager.pid(&spec.id).await.unwrap().unwrap();
+        let _cleanup = process::tests::KillGroupOnPanic(pid);
 
         let other = LocalResourceManager::new(manager.config.clone())
             .await

@@ -304,7 +304,7 @@ fn random_numbers() -> impl Iterator<Item = u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -352,6 +352,19 @@ mod tests {
             .collect()
     }
 
+    /// A failing test must not leave its SIGTERM-proof processes behind.
+    /// Only on failure: once a passing test stopped the group, its id may
+    /// belong to someone else.
+    pub(in crate::resource::local) struct KillGroupOnPanic(pub u32);
+
+    impl Drop for KillGroupOnPanic {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let _ = signal_group(self.0, Signal::SIGKILL);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn stop_escalates_to_sigkill_and_reaches_the_whole_group() {
         let marker = format!("spark.local.dir=/test/{}", uuid::Uuid::now_v7());
@@ -367,6 +380,7 @@ mod tests {
         ];
         let mut child = spawn(Path::new("sh"), &args, &[], Path::new("/"), log).unwrap();
         let pid = child.id().unwrap();
+        let _cleanup = KillGroupOnPanic(pid);
         assert_eq!(leader(pid, &marker).await, Leader::Ours);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(group_leaders_with(&marker), [pid], "not its children");
