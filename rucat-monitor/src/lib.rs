@@ -1,1 +1,10 @@
+//! Everything the `rucat-monitor` binary does, as a library: reading its
+//! configuration and building the backends it drives. `rucat-server` uses the
+//! same pieces to run an embedded monitor.
 
+pub mod backends;
+pub mod config;
+
+pub use backends::{BackendError, ResourceManagerConfig, build_resource_manager};
+pub use config::{DEFAULT_DATA_DIR, MonitorFileConfig};
+pub mod process;

@@ -102,7 +102,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::conformance::{self, Harness};
+    use crate::store::conformance::Harness;
 
     struct Memory;
 

@@ -1,0 +1,46 @@
+//! Choosing and building the resource manager from configuration.
+//!
+//! Stores are chosen in `rucat-store`; resource managers are chosen here, the
+//! one crate that sees all of them, so the server and the monitor binary pick
+//! backends the same way.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rucat_core::ResourceManager;
+use rucat_core::resource::local::{LocalConfig, LocalResourceManager};
+use serde::{Deserialize, Serialize};
+
+/// `"resource_manager"` in a config file.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum ResourceManagerConfig {
+    /// Spark Connect servers as local child processes.
+    Local(LocalConfig),
+}
+
+impl ResourceManagerConfig {
+    /// The local resource manager with its engines under `data_dir/engines`.
+    pub fn local_in(data_dir: &Path) -> Self {
+        Self::Local(LocalConfig {
+            work_dir: data_dir.join("engines"),
+            ..LocalConfig::default()
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("resource_manager.Local: {0}")]
+    Local(#[from] rucat_core::resource::local::LocalSetupError),
+}
+
+pub async fn build_resource_manager(
+    config: &ResourceManagerConfig,
+) -> Result<Arc<dyn ResourceManager>, BackendError> {
+    match config {
+        ResourceManagerConfig::Local(local) => {
+            Ok(Arc::new(LocalResourceManager::new(local.clone()).await?))
+        }
+    }
+}
