@@ -29,7 +29,9 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_string(SecretVisitor)
+        // `any`, not `string`: a deserializer asked for a string rejects other
+        // types itself, with a message quoting the value.
+        deserializer.deserialize_any(SecretVisitor)
     }
 }
 
@@ -77,5 +79,32 @@ impl Visitor<'_> for SecretVisitor {
 
     fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Secret, E> {
         Self::refuse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_strings_are_secrets_and_errors_do_not_quote_values() {
+        assert_eq!(
+            serde_json::from_str::<Secret>(r#""abc""#).unwrap(),
+            Secret::new("abc")
+        );
+        for text in ["1234567", "-1234567", "12345.67", "true"] {
+            let from_str = serde_json::from_str::<Secret>(text)
+                .unwrap_err()
+                .to_string();
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let from_value = serde_json::from_value::<Secret>(value)
+                .unwrap_err()
+                .to_string();
+            for err in [from_str, from_value] {
+                assert!(err.contains("expected a string"), "{err}");
+                assert!(!err.contains(text.trim_start_matches('-')), "{err}");
+            }
+        }
+        assert_eq!(format!("{:?}", Secret::new("abc")), "<redacted>");
     }
 }

@@ -1,0 +1,301 @@
+//! The configuration file, in the original rucat shape (`auth_provider`,
+//! `database`) plus `resource_manager`, `listen`, `data_dir`,
+//! `embedded_monitor` and `check_interval_secs`.
+//!
+//! Keys are parsed one by one rather than with one derived struct so that
+//! every error names the key at fault: serde's own messages for a nested
+//! value ("invalid socket address syntax") do not say where it was.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use rucat_monitor::ResourceManagerConfig;
+use rucat_store::DatabaseConfig;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::auth::AuthProviderConfig;
+
+pub const KNOWN_KEYS: &[&str] = &[
+    "auth_provider",
+    "database",
+    "resource_manager",
+    "listen",
+    "data_dir",
+    "embedded_monitor",
+    "check_interval_secs",
+];
+
+/// The file as written: `None` where a key was left out (or `null`).
+#[derive(Clone, Debug)]
+pub struct FileConfig {
+    pub auth_provider: Option<AuthProviderConfig>,
+    pub database: Option<DatabaseConfig>,
+    pub resource_manager: Option<ResourceManagerConfig>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    /// Whether the server also runs a monitor; off when separate
+    /// `rucat-monitor` processes drive the engines.
+    pub embedded_monitor: bool,
+    /// How often the embedded monitor checks engines, as in the original
+    /// monitor's config.
+    pub check_interval_secs: u8,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self {
+            auth_provider: None,
+            database: None,
+            resource_manager: None,
+            listen: None,
+            data_dir: None,
+            embedded_monitor: true,
+            check_interval_secs: 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {error}", path.display())]
+    InFile {
+        path: PathBuf,
+        error: Box<ConfigError>,
+    },
+    #[error("the config must be a JSON object: {0}")]
+    NotAnObject(String),
+    #[error("unknown key `{key}`; known keys: {}", KNOWN_KEYS.join(", "))]
+    UnknownKey { key: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Parses and checks the text of a config file.
+pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+    let object: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| ConfigError::NotAnObject(e.to_string()))?;
+    let mut config = FileConfig::default();
+    for (key, value) in object {
+        match key.as_str() {
+            "auth_provider" => config.auth_provider = value_of("auth_provider", value)?,
+            "database" => config.database = value_of("database", value)?,
+            "resource_manager" => config.resource_manager = value_of("resource_manager", value)?,
+            "listen" => config.listen = value_of("listen", value)?,
+            "data_dir" => config.data_dir = value_of("data_dir", value)?,
+            "embedded_monitor" => config.embedded_monitor = value_of("embedded_monitor", value)?,
+            "check_interval_secs" => {
+                config.check_interval_secs = value_of("check_interval_secs", value)?;
+                if config.check_interval_secs == 0 {
+                    return Err(invalid("check_interval_secs", "must be at least 1"));
+                }
+            }
+            _ => return Err(ConfigError::UnknownKey { key }),
+        }
+    }
+    if config
+        .data_dir
+        .as_ref()
+        .is_some_and(|d| d.as_os_str().is_empty())
+    {
+        return Err(invalid("data_dir", "must not be empty"));
+    }
+    Ok(config)
+}
+
+fn value_of<T: DeserializeOwned>(key: &'static str, value: Value) -> Result<T, ConfigError> {
+    serde_json::from_value(value).map_err(|e| invalid(key, e.to_string()))
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_empty_object_is_all_defaults() {
+        let config = parse("{}").unwrap();
+        assert!(config.auth_provider.is_none());
+        assert!(config.database.is_none());
+        assert!(config.resource_manager.is_none());
+        assert!(config.listen.is_none());
+        assert!(config.data_dir.is_none());
+        assert!(config.embedded_monitor);
+        assert_eq!(config.check_interval_secs, 1);
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let config = parse(
+            r#"{
+                "auth_provider": {"StaticAuthProviderConfig": {"username": "admin", "password": "admin", "bearer_token": "admin"}},
+                "database": {"Sqlite": {"path": "/var/lib/rucat/rucat.db"}},
+                "resource_manager": {"Local": {"work_dir": "/var/lib/rucat/engines"}},
+                "listen": "0.0.0.0:3000",
+                "data_dir": "/var/lib/rucat",
+                "embedded_monitor": false,
+                "check_interval_secs": 5
+            }"#,
+        )
+        .unwrap();
+        let Some(AuthProviderConfig::StaticAuthProviderConfig(auth)) = config.auth_provider else {
+            panic!("no auth provider");
+        };
+        assert!(auth.bearer_token.is_some());
+        assert_eq!(
+            config.database,
+            Some(DatabaseConfig::Sqlite {
+                path: "/var/lib/rucat/rucat.db".into()
+            })
+        );
+        let Some(ResourceManagerConfig::Local(local)) = config.resource_manager else {
+            panic!("no resource manager");
+        };
+        assert_eq!(local.work_dir, PathBuf::from("/var/lib/rucat/engines"));
+        assert_eq!(config.listen, Some("0.0.0.0:3000".parse().unwrap()));
+        assert_eq!(config.data_dir, Some("/var/lib/rucat".into()));
+        assert!(!config.embedded_monitor);
+        assert_eq!(config.check_interval_secs, 5);
+    }
+
+    #[test]
+    fn the_bearer_token_is_optional() {
+        let config = parse(
+            r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p"}}}"#,
+        )
+        .unwrap();
+        let Some(AuthProviderConfig::StaticAuthProviderConfig(auth)) = config.auth_provider else {
+            panic!("no auth provider");
+        };
+        assert!(auth.bearer_token.is_none());
+    }
+
+    #[test]
+    fn null_means_left_out() {
+        let config = parse(r#"{"auth_provider": null, "listen": null, "data_dir": null}"#).unwrap();
+        assert!(config.auth_provider.is_none());
+        assert!(config.listen.is_none());
+        assert!(config.data_dir.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = error(r#"{"listen": "127.0.0.1:1", "check_interval": 1}"#);
+        assert!(err.contains("unknown key `check_interval`"), "{err}");
+        assert!(
+            err.contains("check_interval_secs"),
+            "lists the known keys: {err}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_reason() {
+        for (text, expected) in [
+            (
+                r#"{"listen": "localhost"}"#,
+                "listen: invalid socket address",
+            ),
+            (r#"{"listen": 3000}"#, "listen: invalid type"),
+            (r#"{"data_dir": 1}"#, "data_dir: invalid type"),
+            (r#"{"data_dir": ""}"#, "data_dir: must not be empty"),
+            (
+                r#"{"embedded_monitor": "yes"}"#,
+                "embedded_monitor: invalid type",
+            ),
+            (
+                r#"{"embedded_monitor": null}"#,
+                "embedded_monitor: invalid type",
+            ),
+            (
+                r#"{"check_interval_secs": 0}"#,
+                "check_interval_secs: must be at least 1",
+            ),
+            (
+                r#"{"check_interval_secs": 256}"#,
+                "check_interval_secs: invalid value",
+            ),
+            (
+                r#"{"check_interval_secs": -1}"#,
+                "check_interval_secs: invalid value",
+            ),
+            (
+                r#"{"database": {"Surreal": {}}}"#,
+                "database: unknown variant `Surreal`",
+            ),
+            (
+                r#"{"database": {"Sqlite": {}}}"#,
+                "database: missing field `path`",
+            ),
+            (
+                r#"{"resource_manager": {"K8s": {}}}"#,
+                "resource_manager: unknown variant `K8s`",
+            ),
+            (
+                r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u"}}}"#,
+                "auth_provider: missing field `password`",
+            ),
+            (
+                r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p", "token": "t"}}}"#,
+                "auth_provider: unknown field `token`",
+            ),
+            (
+                r#"{"auth_provider": {"Ldap": {}}}"#,
+                "auth_provider: unknown variant `Ldap`",
+            ),
+        ] {
+            let err = error(text);
+            assert!(err.starts_with(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_quoted_in_errors() {
+        let err = error(
+            r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": 987654321}}}"#,
+        );
+        assert!(err.starts_with("auth_provider: invalid type"), "{err}");
+        assert!(!err.contains("987654321"), "{err}");
+        let err = error(
+            r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p", "bearer_token": 13579}}}"#,
+        );
+        assert!(!err.contains("13579"), "{err}");
+    }
+
+    #[test]
+    fn the_debug_output_hides_secrets() {
+        let config = parse(
+            r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "the-user", "password": "the-password", "bearer_token": "the-token"}}}"#,
+        )
+        .unwrap();
+        let debug = format!("{config:?} {config:#?}");
+        for secret in ["the-user", "the-password", "the-token"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("StaticAuthProviderConfig"), "{debug}");
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        for text in ["", "[]", "1", "null", "{", r#"{"listen": "127.0.0.1:1",}"#] {
+            assert!(
+                matches!(parse(text), Err(ConfigError::NotAnObject(_))),
+                "{text}"
+            );
+        }
+    }
+}

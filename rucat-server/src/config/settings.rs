@@ -1,0 +1,143 @@
+//! What the server runs with: the file's values, flags over them, and
+//! defaults for what neither gives. A config-less `rucat-server` is a working
+//! single-host setup: SQLite and local engines under `./rucat-data`.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rucat_monitor::ResourceManagerConfig;
+use rucat_store::DatabaseConfig;
+
+use super::cli::Cli;
+use super::file::FileConfig;
+use crate::auth::AuthProviderConfig;
+
+/// Loopback only, so an unconfigured server is not reachable from elsewhere.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub resource_manager: ResourceManagerConfig,
+    pub auth: Option<AuthProviderConfig>,
+    pub embedded_monitor: bool,
+    pub check_interval: Duration,
+}
+
+/// Flags win over the file, and the file over defaults. The database and the
+/// resource manager default to places inside the data directory, so moving the
+/// data directory (by file or flag) moves everything not set explicitly.
+pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from(rucat_monitor::DEFAULT_DATA_DIR));
+    Settings {
+        listen: cli.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
+        database: file
+            .database
+            .unwrap_or_else(|| rucat_monitor::config::default_database(&data_dir)),
+        resource_manager: file
+            .resource_manager
+            .unwrap_or_else(|| ResourceManagerConfig::local_in(&data_dir)),
+        auth: file.auth_provider,
+        embedded_monitor: file.embedded_monitor,
+        check_interval: Duration::from_secs(file.check_interval_secs.into()),
+        data_dir,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse;
+
+    fn cli(listen: Option<&str>, data_dir: Option<&str>) -> Cli {
+        Cli {
+            config_path: None,
+            listen: listen.map(|l| l.parse().unwrap()),
+            data_dir: data_dir.map(PathBuf::from),
+        }
+    }
+
+    fn sqlite(path: &str) -> DatabaseConfig {
+        DatabaseConfig::Sqlite { path: path.into() }
+    }
+
+    fn work_dir(settings: &Settings) -> &Path {
+        let ResourceManagerConfig::Local(local) = &settings.resource_manager;
+        &local.work_dir
+    }
+
+    #[test]
+    fn defaults_without_any_config() {
+        let settings = resolve(FileConfig::default(), &Cli::default());
+        assert_eq!(settings.listen, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(settings.data_dir, Path::new("./rucat-data"));
+        assert_eq!(settings.database, sqlite("./rucat-data/rucat.db"));
+        assert_eq!(work_dir(&settings), Path::new("./rucat-data/engines"));
+        assert!(settings.auth.is_none());
+        assert!(settings.embedded_monitor);
+        assert_eq!(settings.check_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_file_sets_everything() {
+        let file = parse(
+            r#"{"listen": "0.0.0.0:8080", "data_dir": "/data",
+                "database": {"Sqlite": {"path": "/db/r.db"}},
+                "resource_manager": {"Local": {"work_dir": "/work"}},
+                "auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p"}},
+                "embedded_monitor": false, "check_interval_secs": 7}"#,
+        )
+        .unwrap();
+        let settings = resolve(file, &Cli::default());
+        assert_eq!(settings.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(settings.data_dir, Path::new("/data"));
+        assert_eq!(settings.database, sqlite("/db/r.db"));
+        assert_eq!(work_dir(&settings), Path::new("/work"));
+        assert!(settings.auth.is_some());
+        assert!(!settings.embedded_monitor);
+        assert_eq!(settings.check_interval, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn the_data_dir_moves_what_is_not_set_explicitly() {
+        let file = parse(r#"{"data_dir": "/data"}"#).unwrap();
+        let settings = resolve(file, &Cli::default());
+        assert_eq!(settings.database, sqlite("/data/rucat.db"));
+        assert_eq!(work_dir(&settings), Path::new("/data/engines"));
+
+        let file = parse(r#"{"data_dir": "/data", "database": {"Sqlite": {"path": "/db/r.db"}}}"#)
+            .unwrap();
+        let settings = resolve(file, &cli(None, Some("/flag")));
+        assert_eq!(settings.data_dir, Path::new("/flag"));
+        assert_eq!(settings.database, sqlite("/db/r.db"), "explicit stays");
+        assert_eq!(work_dir(&settings), Path::new("/flag/engines"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = parse(r#"{"listen": "0.0.0.0:8080", "data_dir": "/data"}"#).unwrap();
+        let settings = resolve(file, &cli(Some("127.0.0.1:0"), Some("/flag")));
+        assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(settings.data_dir, Path::new("/flag"));
+        assert_eq!(settings.database, sqlite("/flag/rucat.db"));
+    }
+
+    #[test]
+    fn flags_alone_override_the_defaults() {
+        let settings = resolve(FileConfig::default(), &cli(Some("[::1]:9000"), None));
+        assert_eq!(settings.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(settings.data_dir, Path::new("./rucat-data"));
+        let settings = resolve(FileConfig::default(), &cli(None, Some("d")));
+        assert_eq!(settings.listen, DEFAULT_LISTEN);
+        assert_eq!(settings.database, sqlite("d/rucat.db"));
+    }
+}
