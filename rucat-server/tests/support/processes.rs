@@ -1,0 +1,167 @@
+//! Starting rucat's binaries as real processes for end-to-end tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A rucat binary running as a child process, SIGKILLed if dropped while alive.
+pub struct RucatProcess {
+    child: Child,
+    /// The base URL it listens on, for servers.
+    pub url: Option<String>,
+}
+
+impl RucatProcess {
+    /// Starts `rucat-server` with `args` on a port of its choosing and waits
+    /// until it says where it listens.
+    pub fn server(args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rucat-server"));
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        let mut child = spawn(command);
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (found, url) = mpsc::channel();
+        // Keep draining stderr after the address shows up, so the server
+        // never blocks on a full pipe; echo it for the test's output.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[rucat-server] {line}");
+                if let Some(at) = line.find("listening on http://") {
+                    let _ = found.send(line[at + "listening on ".len()..].trim().to_owned());
+                }
+            }
+        });
+        let url = url
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server reports its address");
+        Self {
+            child,
+            url: Some(url),
+        }
+    }
+
+    /// Starts `rucat-monitor` with `args`, building it first: it belongs to
+    /// another package, so cargo does not build it for this one's tests.
+    pub fn monitor(args: &[&str]) -> Self {
+        let mut command = Command::new(monitor_binary());
+        command.args(args);
+        let mut child = spawn(command);
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[rucat-monitor] {line}");
+            }
+        });
+        Self { child, url: None }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url.as_deref().expect("a server"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns whether it exited with 0.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for RucatProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn spawn(mut command: Command) -> Child {
+    command
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a rucat binary")
+}
+
+fn monitor_binary() -> PathBuf {
+    let server = Path::new(env!("CARGO_BIN_EXE_rucat-server"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release = server.parent().is_some_and(|dir| dir.ends_with("release"));
+    let mut build = Command::new(cargo);
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "rucat-monitor",
+        "--bin",
+        "rucat-monitor",
+    ]);
+    if release {
+        build.arg("--release");
+    }
+    assert!(
+        build.status().expect("run cargo").success(),
+        "building rucat-monitor failed"
+    );
+    server.with_file_name("rucat-monitor")
+}
+
+/// Processes whose command line mentions `needle` (an engine id): a leaked
+/// JVM shows up here.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains(needle))
+        })
+        .collect()
+}
+
+/// The version of the pyspark the local resource manager will run.
+pub fn local_spark_version() -> String {
+    let out = Command::new("python3")
+        .args(["-c", "import pyspark; print(pyspark.__version__)"])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "pyspark is installed (scripts/install-deps)"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs the test query against a Spark Connect endpoint; returns its output.
+pub fn spark_query(endpoint: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/spark_query.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(endpoint)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "query failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
