@@ -5,14 +5,18 @@
 //! Run: `cargo run -p rucat-examples --example embed` (needs pyspark and Java
 //! 17: `scripts/install-deps`). Exits non-zero if anything goes wrong.
 
-use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager};
-use rucat_core::{CreateEngineRequest, EngineId, EngineState, Engines, Monitor, MonitorConfig};
+use rucat_core::{CreateEngineRequest, EngineState, Engines, Monitor, MonitorConfig};
 use rucat_store::sqlite::SqliteStore;
+
+/// A Spark Connect server is ready in about 5 s; leave room for a busy machine.
+const START_TIMEOUT: Duration = Duration::from_secs(240);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
-async fn run(data: &std::path::Path) -> anyhow::Result<()> {
+async fn run(data: &Path) -> anyhow::Result<()> {
     let store = Arc::new(SqliteStore::open(data.join("rucat.db"))?);
     let local = LocalConfig {
         work_dir: data.join("engines"),
@@ -39,48 +43,26 @@ async fn run(data: &std::path::Path) -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let id = engines
-        .create(CreateEngineRequest {
-            name: "embedded".into(),
-            engine_type: "Spark".into(),
-            version: spark_version,
-            configs: BTreeMap::from([("spark.sql.shuffle.partitions".into(), "4".into())]),
-        })
-        .await?;
+    let request = CreateEngineRequest::spark("embedded", spark_version)
+        .with_config("spark.sql.shuffle.partitions", "4");
+    let id = engines.create(request).await?;
     println!("created engine {id}");
-    let running = wait_for(&engines, &id, EngineState::Running).await?;
+    let running = engines
+        .wait_for(&id, EngineState::Running, START_TIMEOUT)
+        .await?;
     let endpoint = running
         .endpoint
         .context("a running engine has an endpoint")?;
     println!("engine {id} is running; connect with SparkSession.builder.remote({endpoint:?})");
 
     engines.stop(&id).await?;
-    wait_for(&engines, &id, EngineState::Terminated).await?;
+    engines
+        .wait_for(&id, EngineState::Terminated, STOP_TIMEOUT)
+        .await?;
     engines.delete(&id).await?;
     println!("engine {id} stopped and deleted");
 
     let _ = stop_monitor.send(());
     monitor.await?;
     Ok(())
-}
-
-async fn wait_for(
-    engines: &Engines,
-    id: &EngineId,
-    state: EngineState,
-) -> anyhow::Result<rucat_core::EngineRecord> {
-    let started = Instant::now();
-    loop {
-        let record = engines.get(id).await?;
-        if record.state == state {
-            return Ok(record);
-        }
-        if record.state.is_error() {
-            bail!("engine {id} failed: {}", record.error.unwrap_or_default());
-        }
-        if started.elapsed() > Duration::from_secs(240) {
-            bail!("engine {id} is still {} after 240 s", record.state);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -1,7 +1,6 @@
 //! The example plugin driven through a whole lifecycle by the real monitor
 //! over a real SQLite file.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,26 +19,14 @@ fn monitor_config() -> MonitorConfig {
 }
 
 fn request(name: &str) -> CreateEngineRequest {
-    CreateEngineRequest {
-        name: name.into(),
-        engine_type: "Spark".into(),
-        version: "4.3.0".into(),
-        configs: BTreeMap::new(),
-    }
+    CreateEngineRequest::spark(name, "4.3.0")
 }
 
 async fn wait_for(engines: &Engines, id: &EngineId, state: EngineState) -> EngineRecord {
-    for _ in 0..300 {
-        let record = engines.get(id).await.unwrap();
-        if record.state == state {
-            return record;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "never reached {state}: {:?}",
-        engines.get(id).await.unwrap()
-    );
+    engines
+        .wait_for(id, state, Duration::from_secs(15))
+        .await
+        .unwrap()
 }
 
 async fn http_get(endpoint: &str) -> String {

@@ -7,6 +7,7 @@
 //! not see; on a conflict the action reads again and re-decides.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -19,6 +20,9 @@ use crate::time::Timestamp;
 /// How often a user action re-reads and retries after losing a race before it
 /// gives up with [`EngineError::Contended`].
 const MAX_ATTEMPTS: usize = 16;
+
+/// How often [`Engines::wait_for`] looks at the engine.
+const WAIT_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -47,6 +51,21 @@ impl From<StoreError> for EngineError {
             other => Self::Store(other),
         }
     }
+}
+
+/// [`Engines::wait_for`] gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The engine did not get there in time; `last` is how it was then
+    /// (its `error` often says why).
+    #[error("engine {} is {}, not {wanted}, after {waited:?}", last.id(), last.state)]
+    TimedOut {
+        wanted: EngineState,
+        waited: Duration,
+        last: Box<EngineRecord>,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// User-facing engine operations over a [`Store`].
@@ -106,6 +125,31 @@ impl Engines {
         self.act(id, Event::Delete).await
     }
 
+    /// Waits until the engine is in `state`, for applications that drive
+    /// engines through the library rather than a UI that polls.
+    pub async fn wait_for(
+        &self,
+        id: &EngineId,
+        state: EngineState,
+        timeout: Duration,
+    ) -> Result<EngineRecord, WaitError> {
+        let started = Instant::now();
+        loop {
+            let record = self.get(id).await?;
+            if record.state == state {
+                return Ok(record);
+            }
+            if started.elapsed() >= timeout {
+                return Err(WaitError::TimedOut {
+                    wanted: state,
+                    waited: timeout,
+                    last: Box::new(record),
+                });
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
     async fn act(&self, id: &EngineId, action: Event) -> Result<(), EngineError> {
         for _ in 0..MAX_ATTEMPTS {
             let mut record = self.get(id).await?;
@@ -149,8 +193,6 @@ impl Engines {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::store::MemoryStore;
 
@@ -159,12 +201,7 @@ mod tests {
     }
 
     fn request(name: &str) -> CreateEngineRequest {
-        CreateEngineRequest {
-            name: name.into(),
-            engine_type: "Spark".into(),
-            version: "4.3.0".into(),
-            configs: BTreeMap::new(),
-        }
+        CreateEngineRequest::spark(name, "4.3.0")
     }
 
     #[tokio::test]
@@ -248,6 +285,25 @@ mod tests {
             stopped.revision > claimed,
             "the monitor's release will be refused"
         );
+    }
+
+    #[tokio::test]
+    async fn waiting_ends_with_the_last_state_seen() {
+        let engines = engines();
+        let id = engines.create(request("a")).await.unwrap();
+        let err = engines
+            .wait_for(&id, EngineState::Running, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, WaitError::TimedOut { ref last, .. } if last.state == EngineState::WaitToStart),
+            "{err:?}"
+        );
+        let record = engines
+            .wait_for(&id, EngineState::WaitToStart, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(record.id(), &id);
     }
 
     #[tokio::test]

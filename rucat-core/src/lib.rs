@@ -16,7 +16,7 @@ pub mod store;
 pub mod time;
 
 pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
-pub use engines::{EngineError, Engines};
+pub use engines::{EngineError, Engines, WaitError};
 pub use monitor::{Monitor, MonitorConfig};
 pub use request::{CreateEngineRequest, ValidationError};
 pub use resource::{ResourceError, ResourceManager, ResourceStatus};

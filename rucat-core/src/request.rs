@@ -78,6 +78,21 @@ pub fn spark_version_supported(version: &str) -> bool {
 }
 
 impl CreateEngineRequest {
+    /// A request for a Spark engine with no configs, as a program would make it.
+    pub fn spark(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            engine_type: EngineType::Spark.name().to_owned(),
+            version: version.into(),
+            configs: Configs::new(),
+        }
+    }
+
+    pub fn with_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.configs.insert(key.into(), value.into());
+        self
+    }
+
     /// Checks every field and, if all are fine, gives the spec of a new engine
     /// with a fresh id.
     pub fn validate(self) -> Result<EngineSpec, ValidationError> {

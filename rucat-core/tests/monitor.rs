@@ -1,7 +1,7 @@
 //! The monitor driving engines end to end over the in-memory store, with
 //! resource managers that behave in scripted ways.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,12 +27,7 @@ fn config(owner: &str) -> MonitorConfig {
 }
 
 fn request(name: &str) -> CreateEngineRequest {
-    CreateEngineRequest {
-        name: name.into(),
-        engine_type: "Spark".into(),
-        version: "4.3.0".into(),
-        configs: BTreeMap::new(),
-    }
+    CreateEngineRequest::spark(name, "4.3.0")
 }
 
 /// A monitor running in the background until the handle is dropped.
@@ -72,17 +67,10 @@ fn start(
 }
 
 async fn wait_for(engines: &Engines, id: &EngineId, state: EngineState) -> EngineRecord {
-    for _ in 0..500 {
-        let record = engines.get(id).await.unwrap();
-        if record.state == state {
-            return record;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!(
-        "engine never reached {state}: {:?}",
-        engines.get(id).await.unwrap()
-    );
+    engines
+        .wait_for(id, state, Duration::from_secs(10))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

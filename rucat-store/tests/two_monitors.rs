@@ -1,7 +1,6 @@
 //! Two monitors, each with its own connection to one SQLite file (as two
 //! processes would have), share the work without ever starting an engine twice.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,12 +61,7 @@ async fn two_monitors_on_one_file_start_each_engine_exactly_once() {
 
     let engines = Engines::new(server_store);
     for i in 0..20 {
-        let request = CreateEngineRequest {
-            name: format!("engine-{i}"),
-            engine_type: "Spark".into(),
-            version: "4.3.0".into(),
-            configs: BTreeMap::new(),
-        };
+        let request = CreateEngineRequest::spark(format!("engine-{i}"), "4.3.0");
         engines.create(request).await.unwrap();
     }
     wait_all(&engines, EngineState::Running).await;
