@@ -103,7 +103,7 @@ impl ResourceManager for CommandResourceManager {
             Ok(Ok(_)) => ResourceStatus::Running {
                 endpoint: format!("http://{addr}"),
             },
-            _ => ResourceStatus::Pending,
+            _ => ResourceStatus::PENDING,
         })
     }
 

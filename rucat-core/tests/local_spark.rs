@@ -46,7 +46,7 @@ async fn settle(manager: &LocalResourceManager, id: &EngineId, limit: Duration) 
     let deadline = Instant::now() + limit;
     loop {
         let status = manager.status(id).await.unwrap();
-        if status != ResourceStatus::Pending {
+        if status != ResourceStatus::PENDING {
             return status;
         }
         assert!(Instant::now() < deadline, "still Pending after {limit:?}");

@@ -138,7 +138,7 @@ impl ResourceManager for Scripted {
         }
         if let Some(reason) = &self.reject_create {
             // A half-made resource that the cleanup path must remove.
-            self.set(&spec.id, ResourceStatus::Pending);
+            self.set(&spec.id, ResourceStatus::PENDING);
             return Err(ResourceError::Rejected(reason.clone()));
         }
         let initial = self.initial.clone().unwrap_or(ResourceStatus::Running {
@@ -196,7 +196,7 @@ async fn a_rejected_creation_is_cleaned_up_with_its_reason() {
 async fn a_start_past_its_deadline_takes_the_error_path() {
     let store = Arc::new(MemoryStore::new());
     let resources = Arc::new(Scripted {
-        initial: Some(ResourceStatus::Pending),
+        initial: Some(ResourceStatus::PENDING),
         ..Default::default()
     });
     let cfg = MonitorConfig {
@@ -208,6 +208,32 @@ async fn a_start_past_its_deadline_takes_the_error_path() {
     let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
     assert!(clean.error.unwrap().contains("start deadline"));
     assert!(resources.status.lock().unwrap().is_empty());
+    monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_start_past_its_deadline_records_why_it_waited() {
+    let store = Arc::new(MemoryStore::new());
+    let waiting = ResourceStatus::Pending {
+        reason: Some("Unschedulable: 0/3 nodes are available".into()),
+    };
+    let resources = Arc::new(Scripted {
+        initial: Some(waiting),
+        ..Default::default()
+    });
+    let cfg = MonitorConfig {
+        start_deadline: Duration::from_millis(200),
+        ..config("m")
+    };
+    let (engines, monitor) = start(&store, resources.clone(), cfg);
+    let id = engines.create(request("unschedulable")).await.unwrap();
+    let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
+    let error = clean.error.unwrap();
+    assert!(error.contains("start deadline of 200ms"), "{error}");
+    assert!(
+        error.ends_with("last reason: Unschedulable: 0/3 nodes are available"),
+        "{error}"
+    );
     monitor.shutdown().await;
 }
 

@@ -95,6 +95,9 @@ async fn watch_monitor(monitor: Option<JoinHandle<()>>, stop: watch::Sender<bool
         let _ = stopping.wait_for(|s| *s).await;
     };
     tokio::select! {
+        // A stop lets an idle monitor end at once, so both branches can be
+        // ready together: the stop must win, or a clean stop looks like a crash.
+        biased;
         () = stop_asked => {
             tracing::info!("stopping the embedded monitor");
             monitor.await.is_ok()

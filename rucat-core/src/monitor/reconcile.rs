@@ -185,19 +185,23 @@ impl Reconciler {
                     }
                 }
             }
-            ResourceStatus::Pending if starting => {
+            ResourceStatus::Pending { reason } if starting => {
                 let waited = Timestamp::now().since(engine.state_since);
                 if waited >= self.config.start_deadline {
-                    let reason = format!(
-                        "the engine did not become ready within the start deadline of {}s",
-                        self.config.start_deadline.as_secs()
+                    let late = format!(
+                        "the engine did not become ready within the start deadline of {}",
+                        humantime::format_duration(self.config.start_deadline)
                     );
+                    let reason = match reason {
+                        Some(last) => format!("{late}; last reason: {last}"),
+                        None => late,
+                    };
                     Outcome::failed(Event::StartTimedOut, reason)
                 } else {
                     Outcome::Unchanged
                 }
             }
-            ResourceStatus::Pending => Outcome::event(Event::ResourceNotReady),
+            ResourceStatus::Pending { .. } => Outcome::event(Event::ResourceNotReady),
             ResourceStatus::Failed { reason } => Outcome::failed(Event::ResourceFailed, reason),
             ResourceStatus::Gone => {
                 let reason = if starting {

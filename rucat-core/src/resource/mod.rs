@@ -14,7 +14,8 @@
 //!   creation fails half way, either clean up what was made or leave it for
 //!   `delete`: after a failed `create` the monitor always calls `delete`.
 //! - **`status` is cheap and never blocks on the engine.** It reports what is
-//!   known now: [`ResourceStatus::Pending`] until clients can connect,
+//!   known now: [`ResourceStatus::Pending`] until clients can connect (with the
+//!   reason it waits, if the platform gives one),
 //!   [`ResourceStatus::Running`] with the endpoint once they can,
 //!   [`ResourceStatus::Failed`] with a human-readable reason, and
 //!   [`ResourceStatus::Gone`] when nothing of the engine exists.
@@ -41,14 +42,21 @@ pub use instant::InstantResourceManager;
 /// What a resource manager knows about an engine's resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResourceStatus {
-    /// Exists but does not accept clients yet.
-    Pending,
+    /// Exists but does not accept clients yet. `reason` says what it waits
+    /// for when the platform knows (unschedulable, an image that cannot be
+    /// pulled, …): if the start deadline passes, it becomes the engine's error.
+    Pending { reason: Option<String> },
     /// Accepts clients at `endpoint`, e.g. `sc://127.0.0.1:15002`.
     Running { endpoint: String },
     /// Exists (or existed) but failed; `reason` is shown to the user.
     Failed { reason: String },
     /// Nothing of the engine exists.
     Gone,
+}
+
+impl ResourceStatus {
+    /// Pending with nothing more to say.
+    pub const PENDING: ResourceStatus = ResourceStatus::Pending { reason: None };
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

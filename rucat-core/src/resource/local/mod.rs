@@ -351,7 +351,7 @@ impl ResourceManager for LocalResourceManager {
             .map_err(unavailable("cannot read the engine's process record"))?;
         let Some(record) = record else {
             // Being created, or a create was interrupted and will be retried.
-            return Ok(ResourceStatus::Pending);
+            return Ok(ResourceStatus::PENDING);
         };
         match process::leader(record.pid, &dir.marker()).await {
             Leader::Ours if process::accepts_connections(record.port).await => {
@@ -359,7 +359,7 @@ impl ResourceManager for LocalResourceManager {
                     endpoint: format!("sc://{}:{}", spark::BIND_ADDRESS, record.port),
                 })
             }
-            Leader::Ours => Ok(ResourceStatus::Pending),
+            Leader::Ours => Ok(ResourceStatus::PENDING),
             Leader::Foreign | Leader::Gone => Ok(ResourceStatus::Failed {
                 reason: self.failure_reason(id, &dir).await?,
             }),
@@ -530,7 +530,7 @@ mod tests {
         manager.create(&spec).await.unwrap();
         assert_eq!(
             manager.status(&spec.id).await.unwrap(),
-            ResourceStatus::Pending
+            ResourceStatus::PENDING
         );
         let pid = manager.pid(&spec.id).await.unwrap().unwrap();
         let _cleanup = process::tests::KillGroupOnPanic(pid);
