@@ -19,7 +19,7 @@ pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
 pub use engines::{EngineError, Engines, WaitError};
 pub use monitor::{Monitor, MonitorConfig};
 pub use request::{CreateEngineRequest, ValidationError};
-pub use resource::{ResourceError, ResourceManager, ResourceStatus};
+pub use resource::{ChangeSink, ResourceError, ResourceManager, ResourceStatus};
 pub use state::{EngineState, Event, Transition};
 pub use store::{Store, StoreError};
 pub use time::Timestamp;

@@ -11,8 +11,8 @@ use rucat_core::engine::Lease;
 use rucat_core::resource::InstantResourceManager;
 use rucat_core::store::MemoryStore;
 use rucat_core::{
-    CreateEngineRequest, EngineId, EngineRecord, EngineSpec, EngineState, Engines, Monitor,
-    MonitorConfig, ResourceError, ResourceManager, ResourceStatus, Store, Timestamp,
+    ChangeSink, CreateEngineRequest, EngineId, EngineRecord, EngineSpec, EngineState, Engines,
+    Monitor, MonitorConfig, ResourceError, ResourceManager, ResourceStatus, Store, Timestamp,
 };
 use tokio::sync::{Semaphore, oneshot};
 
@@ -114,6 +114,8 @@ struct Scripted {
     creates_in_flight: AtomicU32,
     max_creates_in_flight: AtomicU32,
     create_delay: Duration,
+    /// The monitor's change feed, once it subscribed.
+    sink: Mutex<Option<ChangeSink>>,
     /// When set, each `status` call takes a permit first (to let a test act
     /// while a check is under way).
     gate: Option<Arc<Semaphore>>,
@@ -169,6 +171,10 @@ impl ResourceManager for Scripted {
         self.deletes.fetch_add(1, Ordering::SeqCst);
         self.status.lock().unwrap().remove(id);
         Ok(())
+    }
+
+    fn subscribe(&self, sink: ChangeSink) {
+        *self.sink.lock().unwrap() = Some(sink);
     }
 }
 
@@ -254,6 +260,37 @@ async fn a_running_engine_that_fails_is_cleaned_up() {
     assert_eq!(clean.error.as_deref(), Some("exit code 137: OOMKilled"));
     assert_eq!(clean.endpoint, None);
     monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reported_change_is_acted_on_before_the_next_check() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted::default());
+    let cfg = MonitorConfig {
+        check_interval: Duration::from_secs(3600),
+        ..config("m")
+    };
+    let (engines, monitor) = start(&store, resources.clone(), cfg);
+    let id = engines.create(request("watched")).await.unwrap();
+    wait_for(&engines, &id, EngineState::Running).await;
+    // The next scheduled check is an hour away; the change feed brings it forward.
+    resources.set(
+        &id,
+        ResourceStatus::Failed {
+            reason: "OOMKilled".into(),
+        },
+    );
+    let sink = resources
+        .sink
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the monitor subscribed");
+    assert!(sink.changed(&id));
+    let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
+    assert_eq!(clean.error.as_deref(), Some("OOMKilled"));
+    monitor.shutdown().await;
+    assert!(!sink.changed(&id), "a stopped monitor closes its feed");
 }
 
 #[tokio::test]

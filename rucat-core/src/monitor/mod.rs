@@ -12,12 +12,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::engine::EngineId;
-use crate::resource::ResourceManager;
+use crate::engine::{EngineId, EngineRecord};
+use crate::resource::{ChangeSink, ResourceManager};
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -54,7 +54,12 @@ impl Default for MonitorConfig {
 pub struct Monitor {
     reconciler: Arc<Reconciler>,
     wake: Arc<Notify>,
+    changes: mpsc::Receiver<EngineId>,
 }
+
+/// How many reported changes may wait before further ones are dropped (the
+/// scheduled checks still cover them).
+const CHANGE_BACKLOG: usize = 4096;
 
 impl Monitor {
     pub fn new(
@@ -62,6 +67,8 @@ impl Monitor {
         resources: Arc<dyn ResourceManager>,
         config: MonitorConfig,
     ) -> Self {
+        let (sink, changes) = ChangeSink::channel(CHANGE_BACKLOG);
+        resources.subscribe(sink);
         Self {
             reconciler: Arc::new(Reconciler {
                 store,
@@ -69,6 +76,7 @@ impl Monitor {
                 config,
             }),
             wake: Arc::new(Notify::new()),
+            changes,
         }
     }
 
@@ -84,44 +92,26 @@ impl Monitor {
 
     /// Runs until `shutdown` completes, then lets the actions under way finish
     /// (each is bounded by the lease) so none is cut off half way.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
-        let config = &self.reconciler.config;
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) {
+        let config = self.reconciler.config.clone();
         info!(owner = %config.owner, "monitor started");
-        let mut tasks: JoinSet<()> = JoinSet::new();
-        // Engines with a pass under way, by task, so a due list read before a
-        // claim landed does not start a second pass on the same engine.
-        let mut in_flight: HashMap<tokio::task::Id, EngineId> = HashMap::new();
+        let mut passes = Passes::new(Arc::clone(&self.reconciler));
         let mut store_failures = 0u32;
         tokio::pin!(shutdown);
         loop {
             let mut pause = config.check_interval;
-            let room = config.max_concurrent.saturating_sub(in_flight.len());
+            let room = passes.room();
             if room > 0 {
                 match self
                     .reconciler
                     .store
-                    .due(Timestamp::now(), room + in_flight.len())
+                    .due(Timestamp::now(), room + passes.len())
                     .await
                 {
                     Ok(due) => {
                         store_failures = 0;
-                        let busy: Vec<&EngineId> = in_flight.values().collect();
-                        let fresh: Vec<_> = due
-                            .into_iter()
-                            .filter(|e| !busy.contains(&e.id()))
-                            .take(room)
-                            .collect();
-                        for engine in fresh {
-                            let id = engine.id().clone();
-                            let reconciler = Arc::clone(&self.reconciler);
-                            let span = info_span!("engine", id = %id);
-                            let task = tasks.spawn(
-                                async move {
-                                    reconciler.pass(engine).await;
-                                }
-                                .instrument(span),
-                            );
-                            in_flight.insert(task.id(), id);
+                        for engine in due {
+                            passes.start(engine);
                         }
                     }
                     Err(err) => {
@@ -133,37 +123,114 @@ impl Monitor {
             }
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    forget(&mut in_flight, done);
-                    // Collect everything else that finished, then look again at
-                    // once: a finished step usually makes the next one due.
-                    while let Some(done) = tasks.try_join_next_with_id() {
-                        forget(&mut in_flight, done);
+                // A finished step usually makes the next one due: look again at once.
+                () = passes.finished(), if passes.len() > 0 => {}
+                Some(id) = self.changes.recv() => {
+                    let mut changed = vec![id];
+                    while let Ok(id) = self.changes.try_recv() {
+                        changed.push(id);
                     }
+                    self.expedite(&mut passes, changed).await;
                 }
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
-        info!(in_flight = in_flight.len(), "monitor stopping");
-        while let Some(done) = tasks.join_next_with_id().await {
-            forget(&mut in_flight, done);
-        }
+        info!(in_flight = passes.len(), "monitor stopping");
+        passes.drain().await;
         info!("monitor stopped");
+    }
+
+    /// Looks at engines whose resource just changed, ahead of their schedule.
+    async fn expedite(&self, passes: &mut Passes, mut changed: Vec<EngineId>) {
+        changed.sort();
+        changed.dedup();
+        let now = Timestamp::now();
+        for id in changed {
+            match self.reconciler.store.get(&id).await {
+                Ok(Some(engine))
+                    if engine.next_action_at.is_some()
+                        && engine.lease.as_ref().is_none_or(|l| l.expires_at <= now) =>
+                {
+                    passes.start(engine);
+                }
+                Ok(_) => {}
+                Err(err) => warn!(%err, engine = %id, "cannot read a changed engine"),
+            }
+        }
     }
 }
 
-fn forget(
-    in_flight: &mut HashMap<tokio::task::Id, EngineId>,
-    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-) {
-    let task = match done {
-        Ok((task, ())) => task,
-        Err(err) => {
-            // The engine's lease expires and any monitor retries it.
-            warn!(%err, "an engine pass panicked");
-            err.id()
+/// The passes under way, at most `max_concurrent`, never two on one engine.
+struct Passes {
+    reconciler: Arc<Reconciler>,
+    tasks: JoinSet<()>,
+    engines: HashMap<tokio::task::Id, EngineId>,
+}
+
+impl Passes {
+    fn new(reconciler: Arc<Reconciler>) -> Self {
+        Self {
+            reconciler,
+            tasks: JoinSet::new(),
+            engines: HashMap::new(),
         }
-    };
-    in_flight.remove(&task);
+    }
+
+    fn len(&self) -> usize {
+        self.engines.len()
+    }
+
+    fn room(&self) -> usize {
+        self.reconciler
+            .config
+            .max_concurrent
+            .saturating_sub(self.len())
+    }
+
+    /// Starts a pass unless one is under way on the engine or there is no
+    /// room (a due list read before a claim landed can repeat an engine).
+    fn start(&mut self, engine: EngineRecord) {
+        if self.room() == 0 || self.engines.values().any(|id| id == engine.id()) {
+            return;
+        }
+        let id = engine.id().clone();
+        let reconciler = Arc::clone(&self.reconciler);
+        let span = info_span!("engine", id = %id);
+        let task = self.tasks.spawn(
+            async move {
+                reconciler.pass(engine).await;
+            }
+            .instrument(span),
+        );
+        self.engines.insert(task.id(), id);
+    }
+
+    /// Waits for one pass to end and collects every other that has ended.
+    async fn finished(&mut self) {
+        if let Some(done) = self.tasks.join_next_with_id().await {
+            self.forget(done);
+        }
+        while let Some(done) = self.tasks.try_join_next_with_id() {
+            self.forget(done);
+        }
+    }
+
+    async fn drain(&mut self) {
+        while let Some(done) = self.tasks.join_next_with_id().await {
+            self.forget(done);
+        }
+    }
+
+    fn forget(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let task = match done {
+            Ok((task, ())) => task,
+            Err(err) => {
+                // The engine's lease expires and any monitor retries it.
+                warn!(%err, "an engine pass panicked");
+                err.id()
+            }
+        };
+        self.engines.remove(&task);
+    }
 }
