@@ -1,1 +1,18 @@
-//! placeholder
+//! Rucat's Kubernetes resource manager: each engine is a Spark Connect driver
+//! pod (client mode; Spark creates the executors) behind a headless service.
+//!
+//! The pieces, each with one job: [`config`] (what operators set), [`names`]
+//! (deterministic names and labels), [`build`] (pod and service, pure),
+//! [`status`] (pod → engine status, pure), [`cache`] (a watch-fed cache of the
+//! driver pods, so `status` costs no API call) and [`manager`] (the
+//! `ResourceManager` over the Kubernetes API).
+
+pub mod build;
+pub mod cache;
+pub mod config;
+pub mod manager;
+pub mod names;
+pub mod status;
+
+pub use config::{KubernetesConfig, PodOverrides};
+pub use manager::{KubernetesResourceManager, KubernetesSetupError};

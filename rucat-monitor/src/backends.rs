@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rucat_core::ResourceManager;
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager};
+use rucat_k8s::{KubernetesConfig, KubernetesResourceManager};
 use serde::{Deserialize, Serialize};
 
 /// `"resource_manager"` in a config file.
@@ -17,6 +18,8 @@ use serde::{Deserialize, Serialize};
 pub enum ResourceManagerConfig {
     /// Spark Connect servers as local child processes.
     Local(LocalConfig),
+    /// Spark Connect driver pods on a Kubernetes cluster.
+    Kubernetes(Box<KubernetesConfig>),
 }
 
 impl ResourceManagerConfig {
@@ -33,6 +36,8 @@ impl ResourceManagerConfig {
 pub enum BackendError {
     #[error("resource_manager.Local: {0}")]
     Local(#[from] rucat_core::resource::local::LocalSetupError),
+    #[error("resource_manager.Kubernetes: {0}")]
+    Kubernetes(#[from] rucat_k8s::KubernetesSetupError),
 }
 
 pub async fn build_resource_manager(
@@ -42,5 +47,8 @@ pub async fn build_resource_manager(
         ResourceManagerConfig::Local(local) => {
             Ok(Arc::new(LocalResourceManager::new(local.clone()).await?))
         }
+        ResourceManagerConfig::Kubernetes(k8s) => Ok(Arc::new(
+            KubernetesResourceManager::from_environment((**k8s).clone()).await?,
+        )),
     }
 }

@@ -162,12 +162,33 @@ mod tests {
                 path: "/data/rucat.db".into()
             }
         );
-        let ResourceManagerConfig::Local(local) = config.resource_manager_or_default(dir);
+        let ResourceManagerConfig::Local(local) = config.resource_manager_or_default(dir) else {
+            panic!("the default is the local resource manager");
+        };
         assert_eq!(local.work_dir, Path::new("/data/engines"));
         assert_eq!(
             config.monitor_config().lease_duration,
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn the_kubernetes_resource_manager_is_configurable() {
+        let config = MonitorFileConfig::parse(
+            r#"{"resource_manager": {"Kubernetes": {"namespace": "spark", "service_account": "rucat-spark"}}}"#,
+        )
+        .unwrap();
+        match config.resource_manager_or_default(Path::new("/data")) {
+            ResourceManagerConfig::Kubernetes(k8s) => {
+                assert_eq!(k8s.namespace, "spark");
+                assert_eq!(k8s.service_account.as_deref(), Some("rucat-spark"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err =
+            MonitorFileConfig::parse(r#"{"resource_manager": {"Kubernetes": {"namespace": 3}}}"#)
+                .unwrap_err();
+        assert!(err.contains("invalid type"), "{err}");
     }
 
     #[test]

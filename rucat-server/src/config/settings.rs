@@ -71,8 +71,10 @@ mod tests {
     }
 
     fn work_dir(settings: &Settings) -> &Path {
-        let ResourceManagerConfig::Local(local) = &settings.resource_manager;
-        &local.work_dir
+        match &settings.resource_manager {
+            ResourceManagerConfig::Local(local) => &local.work_dir,
+            other => panic!("expected the local resource manager, got {other:?}"),
+        }
     }
 
     #[test]

@@ -1,0 +1,72 @@
+//! Names and labels of an engine's Kubernetes objects, derived only from the
+//! engine id, so any process can find (and adopt or delete) what another
+//! created.
+
+use std::collections::BTreeMap;
+
+use rucat_core::EngineId;
+
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGER: &str = "rucat";
+pub const ENGINE_ID: &str = "rucat.io/engine-id";
+pub const ROLE: &str = "rucat.io/role";
+pub const ENGINE_NAME: &str = "rucat.io/engine-name";
+pub const DRIVER: &str = "driver";
+pub const EXECUTOR: &str = "executor";
+
+/// The Spark Connect gRPC port.
+pub const CONNECT_PORT: i32 = 15002;
+pub const UI_PORT: i32 = 4040;
+/// Fixed so the headless service can expose them to executors.
+pub const DRIVER_PORT: i32 = 7078;
+pub const BLOCK_MANAGER_PORT: i32 = 7079;
+pub const CONTAINER: &str = "spark-connect";
+
+/// Driver pod and service share this name: `rucat-` + the 32 hex digits of
+/// the id, a valid DNS label of 38 characters.
+pub fn object_name(id: &EngineId) -> String {
+    format!("rucat-{id}")
+}
+
+/// The engine whose driver pod this is, if the name is one of ours.
+pub fn engine_of(name: &str) -> Option<EngineId> {
+    name.strip_prefix("rucat-")?.parse().ok()
+}
+
+/// Selects the driver pods of every engine (not their executors).
+pub fn driver_selector() -> String {
+    format!("{MANAGED_BY}={MANAGER},{ROLE}={DRIVER}")
+}
+
+/// Labels that identify an engine's objects; `role` tells drivers from executors.
+pub fn labels(id: &EngineId, role: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.to_owned(), MANAGER.to_owned()),
+        (ENGINE_ID.to_owned(), id.to_string()),
+        (ROLE.to_owned(), role.to_owned()),
+    ])
+}
+
+/// Where clients inside the cluster reach the engine.
+pub fn endpoint(id: &EngineId, namespace: &str) -> String {
+    format!("sc://{}.{namespace}.svc:{CONNECT_PORT}", object_name(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_fit_a_dns_label() {
+        let id = EngineId::generate();
+        let name = object_name(&id);
+        assert!(name.len() <= 63);
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
+        assert_eq!(engine_of(&name), Some(id));
+        assert_eq!(engine_of("rucat-not-an-id"), None);
+        assert_eq!(engine_of("other-pod"), None);
+    }
+}

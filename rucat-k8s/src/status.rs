@@ -1,0 +1,324 @@
+//! What a driver pod says about its engine: a pure mapping from the pod the
+//! cluster reports to a [`ResourceStatus`], with the reason a user needs when
+//! something is wrong. Nothing the cluster reports can make it panic: every
+//! field is optional and unknown values fall through to Pending.
+
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
+use rucat_core::ResourceStatus;
+
+use crate::names::CONTAINER;
+
+/// Waiting reasons that cannot resolve by themselves: the engine fails now
+/// rather than at its start deadline.
+const FATAL_WAITING: &[&str] = &[
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "CrashLoopBackOff",
+    "RunContainerError",
+];
+
+/// The status of the engine whose driver pod is `pod`; `endpoint` is where
+/// clients connect once it is ready.
+pub fn engine_status(pod: &Pod, endpoint: &str) -> ResourceStatus {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return ResourceStatus::Failed {
+            reason: "the driver pod is being deleted".to_owned(),
+        };
+    }
+    let status = pod.status.as_ref();
+    let container = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|all| all.iter().find(|c| c.name == CONTAINER));
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    match phase {
+        "Failed" | "Succeeded" => ResourceStatus::Failed {
+            reason: container
+                .and_then(terminated)
+                .map(describe_termination)
+                .unwrap_or_else(|| {
+                    let why = status.and_then(|s| s.reason.clone().or(s.message.clone()));
+                    format!(
+                        "the driver pod {}: {}",
+                        phase.to_lowercase(),
+                        why.unwrap_or_else(|| "no reason given".to_owned())
+                    )
+                }),
+        },
+        "Running" => match container {
+            Some(c) if c.ready => ResourceStatus::Running {
+                endpoint: endpoint.to_owned(),
+            },
+            Some(c) => match terminated(c) {
+                Some(t) => ResourceStatus::Failed {
+                    reason: describe_termination(t),
+                },
+                None => waiting(c),
+            },
+            None => ResourceStatus::PENDING,
+        },
+        "Unknown" => ResourceStatus::Pending {
+            reason: Some("the driver pod's node stopped reporting (phase Unknown)".to_owned()),
+        },
+        _ => match container {
+            Some(c) => waiting(c),
+            None => unschedulable(pod).map_or(ResourceStatus::PENDING, |reason| {
+                ResourceStatus::Pending {
+                    reason: Some(reason),
+                }
+            }),
+        },
+    }
+}
+
+fn terminated(container: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    container.state.as_ref()?.terminated.as_ref()
+}
+
+fn describe_termination(t: &ContainerStateTerminated) -> String {
+    let reason = t.reason.as_deref().unwrap_or("terminated");
+    let mut text = format!(
+        "the driver container ended: {reason} (exit code {})",
+        t.exit_code
+    );
+    if let Some(message) = t.message.as_deref().filter(|m| !m.is_empty()) {
+        text.push_str(": ");
+        text.push_str(message.trim());
+    }
+    text
+}
+
+/// A container that exists but is not ready: Pending, with the kubelet's
+/// reason if it gives one; Failed if that reason cannot clear by itself.
+fn waiting(container: &ContainerStatus) -> ResourceStatus {
+    let Some(w) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+        return ResourceStatus::PENDING;
+    };
+    let Some(reason) = w.reason.as_deref() else {
+        return ResourceStatus::PENDING;
+    };
+    let text = match w.message.as_deref().filter(|m| !m.is_empty()) {
+        Some(message) => format!("{reason}: {}", message.trim()),
+        None => reason.to_owned(),
+    };
+    if FATAL_WAITING.contains(&reason) {
+        ResourceStatus::Failed { reason: text }
+    } else if reason == "ContainerCreating" || reason == "PodInitializing" {
+        ResourceStatus::PENDING
+    } else {
+        ResourceStatus::Pending { reason: Some(text) }
+    }
+}
+
+/// The scheduler's reason when the pod cannot be placed.
+fn unschedulable(pod: &Pod) -> Option<String> {
+    let condition = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    let reason = condition.reason.as_deref().unwrap_or("NotScheduled");
+    Some(match condition.message.as_deref() {
+        Some(message) => format!("{reason}: {message}"),
+        None => reason.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const ENDPOINT: &str = "sc://rucat-x.ns.svc:15002";
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "rucat-x"},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn container(state: serde_json::Value, ready: bool) -> serde_json::Value {
+        json!({"name": "spark-connect", "ready": ready, "restartCount": 0, "image": "i", "imageID": "",
+               "state": state})
+    }
+
+    #[test]
+    fn a_new_pod_is_pending() {
+        assert_eq!(
+            engine_status(&pod(json!({})), ENDPOINT),
+            ResourceStatus::PENDING
+        );
+        assert_eq!(
+            engine_status(&pod(json!({"phase": "Pending"})), ENDPOINT),
+            ResourceStatus::PENDING
+        );
+        let creating = container(json!({"waiting": {"reason": "ContainerCreating"}}), false);
+        assert_eq!(
+            engine_status(
+                &pod(json!({"phase": "Pending", "containerStatuses": [creating]})),
+                ENDPOINT
+            ),
+            ResourceStatus::PENDING
+        );
+    }
+
+    #[test]
+    fn ready_means_running_at_the_endpoint() {
+        let ready = container(
+            json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
+            true,
+        );
+        let not_yet = container(
+            json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
+            false,
+        );
+        assert_eq!(
+            engine_status(
+                &pod(json!({"phase": "Running", "containerStatuses": [ready]})),
+                ENDPOINT
+            ),
+            ResourceStatus::Running {
+                endpoint: ENDPOINT.into()
+            }
+        );
+        assert_eq!(
+            engine_status(
+                &pod(json!({"phase": "Running", "containerStatuses": [not_yet]})),
+                ENDPOINT
+            ),
+            ResourceStatus::PENDING
+        );
+    }
+
+    #[test]
+    fn unschedulable_pods_wait_with_the_schedulers_reason() {
+        let status = engine_status(
+            &pod(
+                json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory."}]}),
+            ),
+            ENDPOINT,
+        );
+        assert_eq!(
+            status,
+            ResourceStatus::Pending {
+                reason: Some(
+                    "Unschedulable: 0/3 nodes are available: 3 Insufficient memory.".into()
+                )
+            }
+        );
+    }
+
+    #[test]
+    fn image_pull_trouble_waits_with_its_reason() {
+        for reason in ["ErrImagePull", "ImagePullBackOff"] {
+            let c = container(
+                json!({"waiting": {"reason": reason, "message": "pull access denied"}}),
+                false,
+            );
+            assert_eq!(
+                engine_status(
+                    &pod(json!({"phase": "Pending", "containerStatuses": [c]})),
+                    ENDPOINT
+                ),
+                ResourceStatus::Pending {
+                    reason: Some(format!("{reason}: pull access denied"))
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn hopeless_waiting_fails_at_once() {
+        for reason in [
+            "CrashLoopBackOff",
+            "InvalidImageName",
+            "CreateContainerConfigError",
+        ] {
+            let c = container(json!({"waiting": {"reason": reason}}), false);
+            let phase = if reason == "CrashLoopBackOff" {
+                "Running"
+            } else {
+                "Pending"
+            };
+            assert_eq!(
+                engine_status(
+                    &pod(json!({"phase": phase, "containerStatuses": [c]})),
+                    ENDPOINT
+                ),
+                ResourceStatus::Failed {
+                    reason: reason.into()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn failures_name_the_reason_and_exit_code() {
+        let oom = container(
+            json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
+            false,
+        );
+        assert_eq!(
+            engine_status(
+                &pod(json!({"phase": "Failed", "containerStatuses": [oom]})),
+                ENDPOINT
+            ),
+            ResourceStatus::Failed {
+                reason: "the driver container ended: OOMKilled (exit code 137)".into()
+            }
+        );
+        let error = container(
+            json!({"terminated": {"exitCode": 1, "reason": "Error", "message": "bad conf\n"}}),
+            false,
+        );
+        assert_eq!(
+            engine_status(
+                &pod(json!({"phase": "Failed", "containerStatuses": [error]})),
+                ENDPOINT
+            ),
+            ResourceStatus::Failed {
+                reason: "the driver container ended: Error (exit code 1): bad conf".into()
+            }
+        );
+        assert_eq!(
+            engine_status(
+                &pod(json!({"phase": "Failed", "reason": "Evicted"})),
+                ENDPOINT
+            ),
+            ResourceStatus::Failed {
+                reason: "the driver pod failed: Evicted".into()
+            }
+        );
+        assert!(matches!(
+            engine_status(&pod(json!({"phase": "Succeeded"})), ENDPOINT),
+            ResourceStatus::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn terminating_and_unknown_pods() {
+        let mut terminating = pod(json!({"phase": "Running"}));
+        terminating.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert!(matches!(
+            engine_status(&terminating, ENDPOINT),
+            ResourceStatus::Failed { .. }
+        ));
+        assert!(matches!(
+            engine_status(&pod(json!({"phase": "Unknown"})), ENDPOINT),
+            ResourceStatus::Pending { reason: Some(_) }
+        ));
+        assert_eq!(
+            engine_status(&pod(json!({"phase": "SomethingNew"})), ENDPOINT),
+            ResourceStatus::PENDING
+        );
+    }
+}
