@@ -23,6 +23,12 @@ impl EngineId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A well-formed id that [`EngineId::generate`] never returns (a UUIDv7
+    /// always has version digit 7), for probing a store without touching an engine.
+    pub(crate) fn never_generated() -> Self {
+        Self("0".repeat(32))
+    }
 }
 
 /// An id that is not of the form rucat generates.
@@ -53,6 +59,7 @@ impl fmt::Display for EngineId {
 
 /// The kinds of engine rucat can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EngineType {
     Spark,
 }
@@ -175,20 +182,24 @@ impl EngineRecord {
 
 /// The public view of an engine, as `GET /engine/{id}` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EngineInfo {
     pub id: EngineId,
     pub name: String,
     pub engine_type: EngineType,
     pub version: String,
     pub state: EngineState,
+    /// Spark properties, as requested.
     pub configs: Configs,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
-    /// Only while Running.
+    /// Where clients connect, e.g. `sc://127.0.0.1:15002`; only while Running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub endpoint: Option<String>,
-    /// Only in error states.
+    /// Why the engine is on the error path; only in error states.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error: Option<String>,
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::engine::{EngineId, EngineRecord};
+use crate::metrics::MonitorMetrics;
 use crate::request::{CreateEngineRequest, ValidationError};
 use crate::state::{EngineState, Event, Transition, transition};
 use crate::store::{Store, StoreError};
@@ -73,17 +74,29 @@ pub enum WaitError {
 pub struct Engines {
     store: Arc<dyn Store>,
     wake: Option<Arc<Notify>>,
+    metrics: Option<Arc<MonitorMetrics>>,
 }
 
 impl Engines {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, wake: None }
+        Self {
+            store,
+            wake: None,
+            metrics: None,
+        }
     }
 
     /// Also nudges an in-process monitor after every change, so it acts at
     /// once instead of at its next interval (see `Monitor::waker`).
     pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
         self.wake = Some(wake);
+        self
+    }
+
+    /// Records the transitions users make (stop, restart) into `metrics`,
+    /// beside those monitors make (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Arc<MonitorMetrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -161,15 +174,18 @@ impl Engines {
             let written = match next {
                 Transition::Removed => self.store.delete(id, record.revision).await,
                 Transition::To(state) => {
-                    let revision = record.revision;
-                    record.enter(state, Timestamp::now());
+                    let (revision, from, since) =
+                        (record.revision, record.state, record.state_since);
+                    let now = Timestamp::now();
+                    record.enter(state, now);
                     // The user's decision supersedes a monitor's claim: the
                     // claimant's release will fail its compare-and-swap.
                     record.lease = None;
-                    self.store
-                        .compare_and_swap(revision, &record)
-                        .await
-                        .map(drop)
+                    let written = self.store.compare_and_swap(revision, &record).await;
+                    if let (Ok(_), Some(metrics)) = (&written, &self.metrics) {
+                        metrics.transition(from, state, since, now);
+                    }
+                    written.map(drop)
                 }
             };
             match written {

@@ -8,7 +8,10 @@
 
 pub mod engine;
 pub mod engines;
+pub mod metrics;
 pub mod monitor;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod request;
 pub mod resource;
 pub mod state;

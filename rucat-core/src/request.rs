@@ -8,13 +8,31 @@ use serde::Deserialize;
 
 use crate::engine::{Configs, EngineId, EngineSpec, EngineType};
 
-/// The body of `POST /engine`, as the user sent it.
+/// The body of `POST /engine`, as the user sent it. The schema attributes
+/// repeat [`CreateEngineRequest::validate`]'s rules for API documentation;
+/// `validate` is what enforces them.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateEngineRequest {
+    /// 1 to 63 characters of `a-z`, `0-9` and `-`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[a-z0-9-]{1,63}$", min_length = 1, max_length = 63)
+    )]
     pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = EngineType))]
     pub engine_type: String,
+    /// A Spark version rucat can drive: `3.5.x` or `4.x.y`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(3\.5|4\.[0-9]{1,4})\.[0-9]{1,4}$", example = "4.3.0")
+    )]
     pub version: String,
+    /// Spark properties (at most 256). Keys have 1 to 256 characters without
+    /// whitespace, control characters or `=`, and may not be one rucat sets
+    /// itself (`spark.master`, ports, bind addresses, directories); values
+    /// are at most 8192 bytes without control characters.
     #[serde(default)]
     pub configs: Configs,
 }

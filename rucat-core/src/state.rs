@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 /// Where an engine is in its lifecycle. Serialized as the plain variant name,
 /// e.g. `"Running"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EngineState {
     WaitToStart,
     TriggerStart,

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::engine::{EngineId, EngineRecord};
+use crate::metrics::MonitorMetrics;
 use crate::resource::{ChangeSink, ResourceManager};
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -52,7 +53,7 @@ impl Default for MonitorConfig {
 }
 
 pub struct Monitor {
-    reconciler: Arc<Reconciler>,
+    reconciler: Reconciler,
     wake: Arc<Notify>,
     changes: mpsc::Receiver<EngineId>,
 }
@@ -70,11 +71,12 @@ impl Monitor {
         let (sink, changes) = ChangeSink::channel(CHANGE_BACKLOG);
         resources.subscribe(sink);
         Self {
-            reconciler: Arc::new(Reconciler {
+            reconciler: Reconciler {
                 store,
                 resources,
                 config,
-            }),
+                metrics: None,
+            },
             wake: Arc::new(Notify::new()),
             changes,
         }
@@ -86,24 +88,36 @@ impl Monitor {
         Arc::clone(&self.wake)
     }
 
+    /// Records transitions, time in state and lease events into `metrics`
+    /// (see [`crate::metrics`]); without it the monitor records nothing.
+    pub fn with_metrics(mut self, metrics: Arc<MonitorMetrics>) -> Self {
+        self.reconciler.metrics = Some(metrics);
+        self
+    }
+
     pub fn config(&self) -> &MonitorConfig {
         &self.reconciler.config
     }
 
     /// Runs until `shutdown` completes, then lets the actions under way finish
     /// (each is bounded by the lease) so none is cut off half way.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) {
-        let config = self.reconciler.config.clone();
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let Self {
+            reconciler,
+            wake,
+            mut changes,
+        } = self;
+        let reconciler = Arc::new(reconciler);
+        let config = reconciler.config.clone();
         info!(owner = %config.owner, "monitor started");
-        let mut passes = Passes::new(Arc::clone(&self.reconciler));
+        let mut passes = Passes::new(Arc::clone(&reconciler));
         let mut store_failures = 0u32;
         tokio::pin!(shutdown);
         loop {
             let mut pause = config.check_interval;
             let room = passes.room();
             if room > 0 {
-                match self
-                    .reconciler
+                match reconciler
                     .store
                     .due(Timestamp::now(), room + passes.len())
                     .await
@@ -125,39 +139,20 @@ impl Monitor {
                 () = &mut shutdown => break,
                 // A finished step usually makes the next one due: look again at once.
                 () = passes.finished(), if passes.len() > 0 => {}
-                Some(id) = self.changes.recv() => {
+                Some(id) = changes.recv() => {
                     let mut changed = vec![id];
-                    while let Ok(id) = self.changes.try_recv() {
+                    while let Ok(id) = changes.try_recv() {
                         changed.push(id);
                     }
-                    self.expedite(&mut passes, changed).await;
+                    passes.expedite(changed).await;
                 }
-                () = self.wake.notified() => {}
+                () = wake.notified() => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
         info!(in_flight = passes.len(), "monitor stopping");
         passes.drain().await;
         info!("monitor stopped");
-    }
-
-    /// Looks at engines whose resource just changed, ahead of their schedule.
-    async fn expedite(&self, passes: &mut Passes, mut changed: Vec<EngineId>) {
-        changed.sort();
-        changed.dedup();
-        let now = Timestamp::now();
-        for id in changed {
-            match self.reconciler.store.get(&id).await {
-                Ok(Some(engine))
-                    if engine.next_action_at.is_some()
-                        && engine.lease.as_ref().is_none_or(|l| l.expires_at <= now) =>
-                {
-                    passes.start(engine);
-                }
-                Ok(_) => {}
-                Err(err) => warn!(%err, engine = %id, "cannot read a changed engine"),
-            }
-        }
     }
 }
 
@@ -204,6 +199,25 @@ impl Passes {
             .instrument(span),
         );
         self.engines.insert(task.id(), id);
+    }
+
+    /// Looks at engines whose resource just changed, ahead of their schedule.
+    async fn expedite(&mut self, mut changed: Vec<EngineId>) {
+        changed.sort();
+        changed.dedup();
+        let now = Timestamp::now();
+        for id in changed {
+            match self.reconciler.store.get(&id).await {
+                Ok(Some(engine))
+                    if engine.next_action_at.is_some()
+                        && engine.lease.as_ref().is_none_or(|l| l.expires_at <= now) =>
+                {
+                    self.start(engine);
+                }
+                Ok(_) => {}
+                Err(err) => warn!(%err, engine = %id, "cannot read a changed engine"),
+            }
+        }
     }
 
     /// Waits for one pass to end and collects every other that has ended.

@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::MonitorConfig;
 use crate::engine::{EngineRecord, Lease};
+use crate::metrics::MonitorMetrics;
 use crate::resource::{ResourceError, ResourceManager, ResourceStatus};
 use crate::state::{EngineState, Event, Transition, transition};
 use crate::store::{Store, StoreError};
@@ -78,6 +79,7 @@ pub(crate) struct Reconciler {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) resources: Arc<dyn ResourceManager>,
     pub(crate) config: MonitorConfig,
+    pub(crate) metrics: Option<Arc<MonitorMetrics>>,
 }
 
 impl Reconciler {
@@ -94,8 +96,9 @@ impl Reconciler {
         let Ok(Transition::To(state)) = transition(seen.state, Event::Claim) else {
             return None;
         };
-        if let Some(lease) = &seen.lease {
-            info!(previous_owner = %lease.owner, state = %seen.state, "taking over an expired lease");
+        let takeover = seen.lease.as_ref().map(|lease| lease.owner.clone());
+        if let Some(previous_owner) = &takeover {
+            info!(%previous_owner, state = %seen.state, "taking over an expired lease");
         }
         let mut claimed = seen.clone();
         move_to(&mut claimed, state, now);
@@ -106,10 +109,19 @@ impl Reconciler {
         match self.store.compare_and_swap(seen.revision, &claimed).await {
             Ok(revision) => {
                 claimed.revision = revision;
+                if let Some(metrics) = &self.metrics {
+                    if takeover.is_some() {
+                        metrics.lease_takeover();
+                    }
+                    metrics.transition(seen.state, claimed.state, seen.state_since, now);
+                }
                 Some(claimed)
             }
             Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {
                 debug!("claim lost to another writer");
+                if let Some(metrics) = &self.metrics {
+                    metrics.claim_conflict();
+                }
                 None
             }
             Err(err) => {
@@ -256,11 +268,17 @@ impl Reconciler {
             Ok(_) => {
                 if next.state != claimed.state {
                     info!(from = %claimed.state, to = %next.state, "engine state changed");
+                    if let Some(metrics) = &self.metrics {
+                        metrics.transition(claimed.state, next.state, claimed.state_since, now);
+                    }
                 }
                 Pass::Released { state: next.state }
             }
             Err(StoreError::Conflict(_)) => {
                 warn!("release refused: the engine changed after our claim (lease superseded)");
+                if let Some(metrics) = &self.metrics {
+                    metrics.release_refused();
+                }
                 Pass::ReleaseRefused
             }
             Err(StoreError::NotFound(_)) => Pass::Vanished,

@@ -37,8 +37,11 @@ use crate::engine::{EngineId, EngineSpec};
 
 mod instant;
 pub mod local;
+pub mod marker;
+mod measured;
 
 pub use instant::InstantResourceManager;
+pub use measured::MeasuredResourceManager;
 
 /// What a resource manager knows about an engine's resource.
 #[derive(Clone, Debug, PartialEq, Eq)]

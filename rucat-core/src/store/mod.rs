@@ -63,4 +63,11 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` engines a monitor may claim at `now` (see
     /// [`EngineRecord::is_due`]), the longest-waiting first.
     async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<EngineRecord>, StoreError>;
+
+    /// Succeeds if the store answers, for readiness probes. The default looks
+    /// up an id no engine can have, which every backend answers with a cheap
+    /// indexed read; backends with a cheaper round trip override it.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.get(&EngineId::never_generated()).await.map(drop)
+    }
 }
