@@ -1,0 +1,49 @@
+{{- define "rucat.fullname" -}}
+{{- printf "%s-rucat" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "rucat.engineNamespace" -}}
+{{- default .Release.Namespace .Values.engineNamespace -}}
+{{- end -}}
+
+{{- define "rucat.labels" -}}
+app.kubernetes.io/name: rucat
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "rucat.selector" -}}
+app.kubernetes.io/name: rucat
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "rucat.image" -}}
+{{- $image := index .Values.image .component -}}
+{{- printf "%s:%s" $image.repository (default .Chart.AppVersion $image.tag) -}}
+{{- end -}}
+
+{{/* The database and resource manager, identical for server and monitors. */}}
+{{- define "rucat.backends" -}}
+"database": {"Sqlite": {"path": "/var/lib/rucat/rucat.db"}},
+"resource_manager": {"Kubernetes": {
+  "namespace": {{ include "rucat.engineNamespace" . | toJson }},
+  "images": {{ .Values.kubernetes.images | toJson }},
+  "image_template": {{ .Values.kubernetes.imageTemplate | toJson }},
+  {{- with .Values.kubernetes.imagePullPolicy }}
+  "image_pull_policy": {{ . | toJson }},
+  {{- end }}
+  "service_account": {{ .Values.spark.serviceAccount.name | toJson }},
+  "spark35_connect_package": {{ .Values.kubernetes.spark35ConnectPackage | toJson }},
+  "force_delete_after_secs": {{ .Values.kubernetes.forceDeleteAfterSecs }},
+  "driver": {
+    {{- with .Values.kubernetes.driver.resources }}
+    "resources": {{ . | toJson }},
+    {{- end }}
+    "node_selector": {{ .Values.kubernetes.driver.nodeSelector | toJson }},
+    "tolerations": {{ .Values.kubernetes.driver.tolerations | toJson }},
+    "labels": {{ .Values.kubernetes.driver.labels | toJson }},
+    "annotations": {{ .Values.kubernetes.driver.annotations | toJson }}
+  }
+}}
+{{- end -}}

@@ -1,0 +1,228 @@
+//! The Helm chart in deploy/helm/rucat, checked as far as this machine
+//! allows without a cluster: `helm lint --strict`, `helm template` with
+//! several value sets, every rendered object parsed as its typed Kubernetes
+//! resource, and the rendered rucat configs parsed by rucat's own parsers.
+//! Needs `helm` on PATH (scripts/install-deps installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use rucat_monitor::{MonitorFileConfig, ResourceManagerConfig};
+use serde::Deserialize;
+use serde_json::Value;
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/helm/rucat")
+}
+
+fn helm(args: &[&str]) -> String {
+    let out = Command::new("helm")
+        .args(args)
+        .output()
+        .expect("helm on PATH (scripts/install-deps installs it)");
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// Every object `helm template` renders with `sets`, as JSON.
+fn render(sets: &[&str]) -> Vec<Value> {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        "r",
+        chart.to_str().unwrap(),
+        "--namespace",
+        "rucat",
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    serde_norway::Deserializer::from_str(&helm(&args))
+        .map(|doc| Value::deserialize(doc).expect("valid YAML"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+fn typed<T: serde::de::DeserializeOwned>(object: &Value) -> T {
+    serde_json::from_value(object.clone()).unwrap_or_else(|e| {
+        panic!(
+            "{} is not a valid {}: {e}",
+            object["metadata"]["name"], object["kind"]
+        )
+    })
+}
+
+#[test]
+fn the_chart_lints_strictly() {
+    helm(&["lint", "--strict", chart().to_str().unwrap()]);
+}
+
+#[test]
+fn every_rendered_object_is_a_valid_kubernetes_resource() {
+    for sets in [
+        vec![],
+        vec![
+            "auth.enabled=true",
+            "auth.password=s3cret",
+            "auth.bearerToken=t0ken",
+            "engineNamespace=spark",
+        ],
+        vec![
+            "monitor.replicas=3",
+            "kubernetes.driver.nodeSelector.pool=spark",
+            "spark.serviceAccount.create=false",
+        ],
+    ] {
+        let objects = render(&sets);
+        for object in &objects {
+            match object["kind"].as_str().unwrap_or_default() {
+                "Deployment" => drop(typed::<Deployment>(object)),
+                "Service" => drop(typed::<Service>(object)),
+                "Secret" => drop(typed::<Secret>(object)),
+                "ServiceAccount" => drop(typed::<ServiceAccount>(object)),
+                "Role" => drop(typed::<Role>(object)),
+                "RoleBinding" => drop(typed::<RoleBinding>(object)),
+                "PersistentVolumeClaim" => drop(typed::<PersistentVolumeClaim>(object)),
+                other => panic!("unexpected kind {other} with {sets:?}"),
+            }
+        }
+        assert_eq!(
+            of_kind(&objects, "Deployment").len(),
+            2,
+            "server and monitor"
+        );
+    }
+}
+
+fn config_text<'a>(objects: &'a [Value], key: &str) -> &'a str {
+    let secret = of_kind(objects, "Secret")[0];
+    secret["stringData"][key]
+        .as_str()
+        .expect("config in the Secret")
+}
+
+#[test]
+fn the_rendered_configs_are_accepted_by_rucat() {
+    let objects = render(&[
+        "auth.enabled=true",
+        "auth.password=s3cret",
+        "engineNamespace=spark",
+        "monitor.leaseSecs=20",
+    ]);
+    let server =
+        rucat_server::config::parse(config_text(&objects, "server.json")).expect("server config");
+    assert!(server.auth_provider.is_some());
+    assert!(!server.embedded_monitor, "the monitors are separate pods");
+    let monitor =
+        MonitorFileConfig::parse(config_text(&objects, "monitor.json")).expect("monitor config");
+    assert_eq!(monitor.lease_secs, 20);
+    assert_eq!(
+        server.database, monitor.database,
+        "server and monitors share one database"
+    );
+    match monitor.resource_manager {
+        Some(ResourceManagerConfig::Kubernetes(k8s)) => {
+            assert_eq!(k8s.namespace, "spark");
+            assert_eq!(k8s.service_account.as_deref(), Some("rucat-spark"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // No secret outside the Secret.
+    for object in objects.iter().filter(|o| o["kind"] != "Secret") {
+        assert!(
+            !object.to_string().contains("s3cret"),
+            "{}",
+            object["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn rbac_is_minimal_and_sufficient() {
+    let objects = render(&["engineNamespace=spark"]);
+    let roles: Vec<Role> = of_kind(&objects, "Role").into_iter().map(typed).collect();
+    let rucat = roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some("r-rucat"))
+        .expect("rucat's role");
+    assert_eq!(rucat.metadata.namespace.as_deref(), Some("spark"));
+    let verbs = |resource: &str| -> Vec<String> {
+        rucat
+            .rules
+            .iter()
+            .flatten()
+            .filter(|rule| rule.resources.iter().flatten().any(|r| r == resource))
+            .flat_map(|rule| rule.verbs.clone())
+            .collect()
+    };
+    for verb in ["get", "list", "watch", "create", "delete"] {
+        assert!(verbs("pods").iter().any(|v| v == verb), "pods: {verb}");
+    }
+    for verb in ["get", "create", "delete"] {
+        assert!(
+            verbs("services").iter().any(|v| v == verb),
+            "services: {verb}"
+        );
+    }
+    assert_eq!(verbs("pods/log"), ["get"]);
+    let granted: Vec<&String> = rucat
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.resources.iter().flatten())
+        .collect();
+    assert_eq!(granted, ["pods", "services", "pods/log"], "nothing else");
+    assert!(
+        rucat
+            .rules
+            .iter()
+            .flatten()
+            .all(|r| r.api_groups.iter().flatten().all(|g| g.is_empty()))
+    );
+}
+
+#[test]
+fn the_monitors_share_the_servers_volume_and_node() {
+    let objects = render(&[]);
+    let deployments: Vec<Deployment> = of_kind(&objects, "Deployment")
+        .into_iter()
+        .map(typed)
+        .collect();
+    let claim = |d: &Deployment| -> Option<String> {
+        d.spec
+            .as_ref()?
+            .template
+            .spec
+            .as_ref()?
+            .volumes
+            .iter()
+            .flatten()
+            .find_map(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .map(|c| c.claim_name.clone())
+            })
+    };
+    assert_eq!(claim(&deployments[0]), claim(&deployments[1]));
+    let monitor = deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some("r-rucat-monitor"))
+        .unwrap();
+    let affinity = monitor
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.affinity.as_ref());
+    assert!(affinity.and_then(|a| a.pod_affinity.as_ref()).is_some());
+}
