@@ -2,6 +2,7 @@
 //! (`check_interval_secs`, `database`) plus the resource manager and the
 //! lease settings. Parsing is pure; only [`MonitorFileConfig::load`] reads.
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,6 +14,10 @@ use crate::backends::ResourceManagerConfig;
 
 /// Where engines and the database live when nothing else is configured.
 pub const DEFAULT_DATA_DIR: &str = "./rucat-data";
+
+/// Where the monitor serves health and metrics: loopback, beside the
+/// server's default 3000, so an unconfigured monitor is not reachable from elsewhere.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3001));
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +37,9 @@ pub struct MonitorFileConfig {
     pub start_deadline_secs: u32,
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: u16,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
 }
 
 fn default_check_interval() -> u8 {
@@ -46,6 +54,9 @@ fn default_start_deadline_secs() -> u32 {
 fn default_max_concurrent() -> u16 {
     64
 }
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+}
 
 impl Default for MonitorFileConfig {
     fn default() -> Self {
@@ -56,6 +67,7 @@ impl Default for MonitorFileConfig {
             lease_secs: default_lease_secs(),
             start_deadline_secs: default_start_deadline_secs(),
             max_concurrent: default_max_concurrent(),
+            listen: default_listen(),
         }
     }
 }
@@ -170,6 +182,18 @@ mod tests {
             config.monitor_config().lease_duration,
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn health_and_metrics_listen_on_loopback_unless_configured() {
+        assert_eq!(
+            MonitorFileConfig::parse("{}").unwrap().listen,
+            DEFAULT_LISTEN
+        );
+        let config = MonitorFileConfig::parse(r#"{"listen": "0.0.0.0:9100"}"#).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:9100".parse().unwrap());
+        let err = MonitorFileConfig::parse(r#"{"listen": "nowhere"}"#).unwrap_err();
+        assert!(err.contains("socket address"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod backends;
 pub mod config;
+pub mod http;
 
 pub use backends::{BackendError, ResourceManagerConfig, build_resource_manager};
 pub use config::{DEFAULT_DATA_DIR, MonitorFileConfig};

@@ -1,13 +1,20 @@
 //! `rucat-monitor`: drives engines through their lifecycle, beside any number
-//! of servers and other monitors sharing the same store.
+//! of servers and other monitors sharing the same store, and serves its
+//! health and metrics over HTTP.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use rucat_core::Monitor;
+use rucat_core::metrics::{MonitorMetrics, ResourceMetrics};
+use rucat_core::resource::MeasuredResourceManager;
 use rucat_monitor::config::MonitorFileConfig;
+use rucat_monitor::http::{self, Telemetry};
 use rucat_monitor::{DEFAULT_DATA_DIR, build_resource_manager, process};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(version, about = "The rucat state monitor")]
@@ -18,6 +25,10 @@ struct Args {
     /// Directory of the default SQLite file and local engines.
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+    /// Where to serve /healthz, /readyz and /metrics (overrides the file's
+    /// `listen`; default 127.0.0.1:3001).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -34,7 +45,44 @@ async fn main() -> anyhow::Result<()> {
     let resources = build_resource_manager(&config.resource_manager_or_default(&args.data_dir))
         .await
         .context("cannot set up the resource manager")?;
-    let monitor = Monitor::new(store, resources, config.monitor_config());
-    monitor.run(process::shutdown_signal()).await;
+
+    let mut telemetry = Telemetry::new(store.clone());
+    let monitor_metrics = Arc::new(MonitorMetrics::register(telemetry.registry_mut()));
+    let resource_metrics = Arc::new(ResourceMetrics::register(telemetry.registry_mut()));
+    let resources = Arc::new(MeasuredResourceManager::new(resources, resource_metrics));
+    let monitor =
+        Monitor::new(store, resources, config.monitor_config()).with_metrics(monitor_metrics);
+
+    let listen = args.listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+
+    // A signal stops both the monitor and the HTTP server.
+    let (stop, stopping) = watch::channel(false);
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        }
+    };
+    let server = axum::serve(listener, http::router(Arc::new(telemetry)))
+        .with_graceful_shutdown(stopped())
+        .into_future();
+    let server = tokio::spawn(server);
+    tracing::info!("rucat monitor serving health and metrics on http://{addr}");
+    let signals = tokio::spawn(async move {
+        process::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    monitor.run(stopped()).await;
+    signals.abort();
+    server
+        .await
+        .context("the health and metrics server panicked")?
+        .context("the health and metrics server failed")?;
     Ok(())
 }

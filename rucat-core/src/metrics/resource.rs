@@ -71,6 +71,13 @@ impl ResourceMetrics {
             duration: Family::new_with_constructor(call_histogram),
             errors: Family::default(),
         };
+        // Every operation shows from the start, so a dashboard sees "no calls
+        // yet" as 0 rather than as a missing series.
+        for operation in [Operation::Create, Operation::Status, Operation::Delete] {
+            drop(metrics.duration.get_or_create(&OperationLabels {
+                operation: operation.name(),
+            }));
+        }
         registry.register(
             "rucat_resource_manager_call_duration_seconds",
             "How long resource-manager calls took, failed ones included",
