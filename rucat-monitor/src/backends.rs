@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rucat_core::ResourceManager;
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager};
+use rucat_core::resource::marker::{MarkerConfig, MarkerResourceManager};
 use rucat_k8s::{KubernetesConfig, KubernetesResourceManager};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,10 @@ pub enum ResourceManagerConfig {
     Local(LocalConfig),
     /// Spark Connect driver pods on a Kubernetes cluster.
     Kubernetes(Box<KubernetesConfig>),
+    /// Marker files that are "running" the moment they exist, with a log of
+    /// every creation: for benchmarks and chaos tests of rucat itself, never
+    /// for real engines (see `rucat_core::resource::marker`).
+    Markers(MarkerConfig),
 }
 
 impl ResourceManagerConfig {
@@ -38,6 +43,8 @@ pub enum BackendError {
     Local(#[from] rucat_core::resource::local::LocalSetupError),
     #[error("resource_manager.Kubernetes: {0}")]
     Kubernetes(#[from] rucat_k8s::KubernetesSetupError),
+    #[error("resource_manager.Markers: {0}")]
+    Markers(#[from] rucat_core::resource::marker::MarkerSetupError),
 }
 
 pub async fn build_resource_manager(
@@ -50,5 +57,8 @@ pub async fn build_resource_manager(
         ResourceManagerConfig::Kubernetes(k8s) => Ok(Arc::new(
             KubernetesResourceManager::from_environment((**k8s).clone()).await?,
         )),
+        ResourceManagerConfig::Markers(markers) => {
+            Ok(Arc::new(MarkerResourceManager::new(markers.clone())?))
+        }
     }
 }
