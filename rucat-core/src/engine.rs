@@ -190,6 +190,7 @@ pub struct EngineInfo {
     pub version: String,
     pub state: EngineState,
     /// Spark properties, as requested.
+    #[cfg_attr(feature = "openapi", schema(inline))]
     pub configs: Configs,
     pub create_time: Timestamp,
     pub update_time: Timestamp,

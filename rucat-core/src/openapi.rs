@@ -10,6 +10,9 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, 
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::engine::EngineId;
+use crate::request::{
+    MAX_CONFIG_KEY_LEN, MAX_CONFIG_VALUE_LEN, MAX_CONFIGS, RESERVED_SPARK_CONFIGS,
+};
 use crate::time::Timestamp;
 
 impl PartialSchema for EngineId {
@@ -46,4 +49,38 @@ impl ToSchema for Timestamp {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("Timestamp")
     }
+}
+
+/// Characters that `char::is_control` or `char::is_whitespace` accept, as
+/// a regular-expression class body that ECMA 262 (JSON Schema) and Python
+/// (API fuzzers) read alike; spelled out because their `\s` differ from
+/// Rust's and from each other.
+const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
+const WHITESPACE: &str = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The `configs` of a create request: exactly the rules of
+/// [`crate::CreateEngineRequest::validate`], so a schema-valid request is accepted.
+pub(crate) fn configs_schema() -> Schema {
+    let reserved: Vec<String> = RESERVED_SPARK_CONFIGS
+        .iter()
+        .map(|key| key.replace('.', r"\."))
+        .collect();
+    let key = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_CONFIG_KEY_LEN))
+        .pattern(Some(format!(
+            "^(?!(?:{})$)[^={CONTROL}{WHITESPACE}]+$",
+            reserved.join("|")
+        )));
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_CONFIG_VALUE_LEN))
+        .pattern(Some(format!("^[^{CONTROL}]*$")));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(key))
+        .additional_properties(Some(value))
+        .max_properties(Some(MAX_CONFIGS))
+        .into()
 }

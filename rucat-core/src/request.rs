@@ -32,8 +32,9 @@ pub struct CreateEngineRequest {
     /// Spark properties (at most 256). Keys have 1 to 256 characters without
     /// whitespace, control characters or `=`, and may not be one rucat sets
     /// itself (`spark.master`, ports, bind addresses, directories); values
-    /// are at most 8192 bytes without control characters.
+    /// are at most 8192 characters without control characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::configs_schema))]
     pub configs: Configs,
 }
 
@@ -56,9 +57,9 @@ impl ValidationError {
 }
 
 pub const MAX_NAME_LEN: usize = 63;
-const MAX_CONFIG_KEY_LEN: usize = 256;
-const MAX_CONFIG_VALUE_LEN: usize = 8192;
-const MAX_CONFIGS: usize = 256;
+pub(crate) const MAX_CONFIG_KEY_LEN: usize = 256;
+pub(crate) const MAX_CONFIG_VALUE_LEN: usize = 8192;
+pub(crate) const MAX_CONFIGS: usize = 256;
 
 /// Spark properties that rucat (or its resource manager) sets itself: where the
 /// engine listens, which master it uses and where it writes. A user value would
@@ -177,7 +178,7 @@ fn validate_configs(configs: &Configs) -> Result<(), ValidationError> {
     }
     for (key, value) in configs {
         let field = || format!("configs.{key}");
-        if key.is_empty() || key.len() > MAX_CONFIG_KEY_LEN {
+        if key.is_empty() || key.chars().count() > MAX_CONFIG_KEY_LEN {
             return Err(ValidationError::new(
                 "configs",
                 format!("keys must be 1 to {MAX_CONFIG_KEY_LEN} characters"),
@@ -198,11 +199,11 @@ fn validate_configs(configs: &Configs) -> Result<(), ValidationError> {
                 "is set by rucat and cannot be configured",
             ));
         }
-        if value.len() > MAX_CONFIG_VALUE_LEN || value.chars().any(char::is_control) {
+        if value.chars().count() > MAX_CONFIG_VALUE_LEN || value.chars().any(char::is_control) {
             return Err(ValidationError::new(
                 field(),
                 format!(
-                    "values must be at most {MAX_CONFIG_VALUE_LEN} bytes without control characters"
+                    "values must be at most {MAX_CONFIG_VALUE_LEN} characters without control characters"
                 ),
             ));
         }

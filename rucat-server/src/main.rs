@@ -1,11 +1,16 @@
 //! `rucat-server`: the REST API, and by default an embedded monitor that
 //! drives the engines, in one process.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Parser;
+use rucat_core::metrics::{MonitorMetrics, ResourceMetrics};
+use rucat_core::resource::MeasuredResourceManager;
 use rucat_core::{Engines, Monitor, MonitorConfig};
+use rucat_monitor::http::Telemetry;
 use rucat_monitor::{build_resource_manager, process};
-use rucat_server::api;
+use rucat_server::api::{self, HttpMetrics};
 use rucat_server::auth::StaticAuth;
 use rucat_server::config::{self, Cli};
 use tokio::sync::watch;
@@ -26,7 +31,12 @@ async fn main() -> anyhow::Result<()> {
     let store = rucat_store::open_store(&settings.database)
         .await
         .context("cannot open the database")?;
-    let mut engines = Engines::new(store.clone());
+    // One registry for the process: lifecycle transitions made by users
+    // (here) and by the embedded monitor, its resource manager, and HTTP.
+    let mut telemetry = Telemetry::new(store.clone());
+    let lifecycle = Arc::new(MonitorMetrics::register(telemetry.registry_mut()));
+    let http_metrics = HttpMetrics::register(telemetry.registry_mut());
+    let mut engines = Engines::new(store.clone()).with_metrics(Arc::clone(&lifecycle));
 
     // Everything stops when this turns true: on a signal, or if the
     // embedded monitor dies (a server without it would accept engines that
@@ -43,11 +53,15 @@ async fn main() -> anyhow::Result<()> {
         let resources = build_resource_manager(&settings.resource_manager)
             .await
             .context("cannot set up the resource manager")?;
+        let resources = Arc::new(MeasuredResourceManager::new(
+            resources,
+            Arc::new(ResourceMetrics::register(telemetry.registry_mut())),
+        ));
         let config = MonitorConfig {
             check_interval: settings.check_interval,
             ..MonitorConfig::default()
         };
-        let monitor = Monitor::new(store, resources, config);
+        let monitor = Monitor::new(store, resources, config).with_metrics(lifecycle);
         engines = engines.with_waker(monitor.waker());
         Some(tokio::spawn(monitor.run(stopped())))
     } else {
@@ -60,7 +74,12 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    let router = api::router(engines, settings.auth.map(StaticAuth::from));
+    let router = api::observed_router(
+        engines,
+        settings.auth.map(StaticAuth::from),
+        Arc::new(telemetry),
+        http_metrics,
+    );
     let server = axum::serve(listener, router).with_graceful_shutdown(stopped());
     tracing::info!("rucat server listening on http://{addr}");
 

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rucat_core::{EngineError, EngineState, StoreError, ValidationError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Why an API request failed; converts into the HTTP response the client sees.
 #[derive(Debug, thiserror::Error)]
@@ -54,15 +55,40 @@ pub enum ApiError {
     Internal,
 }
 
+/// The machine-readable `error` field: what kind of failure, for clients
+/// to branch on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    InvalidState,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidRequest,
+    Unavailable,
+    Internal,
+}
+
 /// The JSON body of every error response.
-#[derive(Debug, Serialize)]
-struct ErrorBody<'a> {
-    error: &'static str,
-    message: String,
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorKind,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The offending request field, for `invalid_request`, e.g. `name` or
+    /// `configs.spark.master`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+    /// The engine's state, for `invalid_state`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<EngineState>,
+    #[schema(nullable = false)]
+    pub state: Option<EngineState>,
 }
 
 impl ApiError {
@@ -82,17 +108,40 @@ impl ApiError {
     }
 
     /// The machine-readable `error` field.
-    pub fn kind(&self) -> &'static str {
+    pub fn error_kind(&self) -> ErrorKind {
         match self {
-            Self::BadRequest(_) => "bad_request",
-            Self::Unauthorized { .. } => "unauthorized",
-            Self::NotFound(_) => "not_found",
+            Self::BadRequest(_) => ErrorKind::BadRequest,
+            Self::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::MethodNotAllowed => ErrorKind::MethodNotAllowed,
+            Self::InvalidState { .. } => ErrorKind::InvalidState,
+            Self::Contended(_) => ErrorKind::Conflict,
+            Self::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Self::UnsupportedMediaType => ErrorKind::UnsupportedMediaType,
+            Self::Unprocessable { .. } => ErrorKind::InvalidRequest,
+            Self::Unavailable => ErrorKind::Unavailable,
+            Self::Internal => ErrorKind::Internal,
+        }
+    }
+
+    /// The `error` field as text, e.g. `not_found`.
+    pub fn kind(&self) -> &'static str {
+        self.error_kind().as_str()
+    }
+}
+
+impl ErrorKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::InvalidState { .. } => "invalid_state",
-            Self::Contended(_) => "conflict",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::InvalidState => "invalid_state",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::Unprocessable { .. } => "invalid_request",
+            Self::InvalidRequest => "invalid_request",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -102,10 +151,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: self.kind(),
+            error: self.error_kind(),
             message: self.to_string(),
             field: match &self {
-                Self::Unprocessable { field, .. } => field.as_deref(),
+                Self::Unprocessable { field, .. } => field.clone(),
                 _ => None,
             },
             state: match &self {
@@ -228,6 +277,26 @@ mod tests {
         for (err, status, kind) in cases {
             let api = ApiError::from(err);
             assert_eq!((api.status(), api.kind()), (status, kind), "{api:?}");
+        }
+    }
+
+    #[test]
+    fn kinds_serialize_as_their_names() {
+        use ErrorKind::*;
+        for kind in [
+            BadRequest,
+            Unauthorized,
+            NotFound,
+            MethodNotAllowed,
+            InvalidState,
+            Conflict,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            InvalidRequest,
+            Unavailable,
+            Internal,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
     }
 

@@ -1,38 +1,101 @@
 //! One handler per endpoint of the original rucat API. Each only translates
 //! between HTTP and [`Engines`]; the rules live in `rucat-core`.
+//!
+//! The `utoipa::path` attributes describe each route for the OpenAPI
+//! document (see [`super::openapi`]); the error statuses they list are the
+//! ones the handler's extractors and [`ApiError`] conversions can produce.
+//! Handlers that act on one engine run in an `engine` span with its `id`,
+//! as the monitor's passes do, so one engine's log lines can be followed
+//! across the API and the monitor.
 
 use axum::extract::State;
 use rucat_core::{CreateEngineRequest, EngineId, EngineInfo, Engines};
 use serde::Serialize;
+use tracing::{Instrument, Span, info, info_span};
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{EnginePath, Json};
 
 /// `{"id": "<engine id>"}`: the answer to a create, and one entry of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EngineRef {
     pub id: EngineId,
 }
 
 type JsonResult<T> = Result<axum::Json<T>, ApiError>;
 
+fn engine_span(id: &EngineId) -> Span {
+    info_span!("engine", id = %id)
+}
+
+#[utoipa::path(
+    post,
+    path = "/engine",
+    operation_id = "createEngine",
+    tag = "engines",
+    summary = "Create an engine",
+    description = "Records a new engine in `WaitToStart`; a monitor starts it. Poll `GET /engine/{id}` for its state.",
+    request_body = CreateEngineRequest,
+    responses(
+        (status = 200, description = "The engine was recorded", body = EngineRef),
+        (status = 400, description = "Malformed JSON (`bad_request`)", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = ErrorBody),
+        (status = 415, description = "Body not sent as `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "A field is not acceptable (`invalid_request`, naming `field`)", body = ErrorBody),
+        (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(engines): State<Engines>,
     Json(request): Json<CreateEngineRequest>,
 ) -> JsonResult<EngineRef> {
     let id = engines.create(request).await?;
-    tracing::info!(engine = %id, "engine created");
+    info!(parent: &engine_span(&id), "engine created");
     Ok(axum::Json(EngineRef { id }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/engine/{id}",
+    operation_id = "getEngine",
+    tag = "engines",
+    summary = "Get an engine",
+    params(("id" = EngineId, Path, description = "The engine's id")),
+    responses(
+        (status = 200, description = "The engine", body = EngineInfo),
+        (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
+        (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(engines): State<Engines>,
     EnginePath(id): EnginePath,
 ) -> JsonResult<EngineInfo> {
-    let record = engines.get(&id).await?;
-    Ok(axum::Json(EngineInfo::from(&record)))
+    let span = engine_span(&id);
+    async move {
+        let record = engines.get(&id).await?;
+        Ok(axum::Json(EngineInfo::from(&record)))
+    }
+    .instrument(span)
+    .await
 }
 
+#[utoipa::path(
+    get,
+    path = "/engines",
+    operation_id = "listEngines",
+    tag = "engines",
+    summary = "List engines, oldest first",
+    responses(
+        (status = 200, description = "Every engine's id, oldest first", body = Vec<EngineRef>),
+        (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+    )
+)]
 pub async fn list(State(engines): State<Engines>) -> JsonResult<Vec<EngineRef>> {
     let records = engines.list().await?;
     let refs = records
@@ -43,31 +106,97 @@ pub async fn list(State(engines): State<Engines>) -> JsonResult<Vec<EngineRef>> 
 }
 
 /// The original API returns nothing for the actions: 200 with an empty body.
+#[utoipa::path(
+    post,
+    path = "/engine/{id}/stop",
+    operation_id = "stopEngine",
+    tag = "engines",
+    summary = "Stop an engine",
+    description = "`Running`/`StartInProgress` → `WaitToTerminate` (a monitor then terminates it); `WaitToStart` → `Terminated`.",
+    params(("id" = EngineId, Path, description = "The engine's id")),
+    responses(
+        (status = 200, description = "The stop was recorded; empty body"),
+        (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
+        (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+    )
+)]
 pub async fn stop(
     State(engines): State<Engines>,
     EnginePath(id): EnginePath,
 ) -> Result<(), ApiError> {
-    engines.stop(&id).await?;
-    tracing::info!(engine = %id, "engine stop requested");
-    Ok(())
+    let span = engine_span(&id);
+    async move {
+        engines.stop(&id).await?;
+        info!("engine stop requested");
+        Ok(())
+    }
+    .instrument(span)
+    .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/engine/{id}/restart",
+    operation_id = "restartEngine",
+    tag = "engines",
+    summary = "Restart an engine",
+    description = "`Terminated` → `WaitToStart`; `WaitToTerminate` → `Running`.",
+    params(("id" = EngineId, Path, description = "The engine's id")),
+    responses(
+        (status = 200, description = "The restart was recorded; empty body"),
+        (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
+        (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+    )
+)]
 pub async fn restart(
     State(engines): State<Engines>,
     EnginePath(id): EnginePath,
 ) -> Result<(), ApiError> {
-    engines.restart(&id).await?;
-    tracing::info!(engine = %id, "engine restart requested");
-    Ok(())
+    let span = engine_span(&id);
+    async move {
+        engines.restart(&id).await?;
+        info!("engine restart requested");
+        Ok(())
+    }
+    .instrument(span)
+    .await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/engine/{id}",
+    operation_id = "deleteEngine",
+    tag = "engines",
+    summary = "Delete an engine",
+    description = "Allowed only in `Terminated`, `ErrorClean` and `WaitToStart`, where the engine holds no resources.",
+    params(("id" = EngineId, Path, description = "The engine's id")),
+    responses(
+        (status = 200, description = "The engine is gone; empty body"),
+        (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
+        (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(engines): State<Engines>,
     EnginePath(id): EnginePath,
 ) -> Result<(), ApiError> {
-    engines.delete(&id).await?;
-    tracing::info!(engine = %id, "engine deleted");
-    Ok(())
+    let span = engine_span(&id);
+    async move {
+        engines.delete(&id).await?;
+        info!("engine deleted");
+        Ok(())
+    }
+    .instrument(span)
+    .await
 }
 
 /// For paths no route knows.

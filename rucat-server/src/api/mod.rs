@@ -9,12 +9,16 @@
 //! | `POST /engine/{id}/restart`  | 200, empty body                      |
 //! | `DELETE /engine/{id}`        | 200, empty body                      |
 //!
-//! Every failure is a JSON [`ApiError`].
+//! Every failure is a JSON [`ApiError`]. Beside the API, never behind
+//! authentication: `GET /healthz`, `GET /readyz` (`rucat_monitor::http`),
+//! `GET /openapi.json` ([`openapi`]) and, in [`observed_router`], `GET /metrics`.
 
 mod error;
 mod extract;
 mod handlers;
 mod log;
+mod metrics;
+pub mod openapi;
 
 use std::sync::Arc;
 
@@ -23,20 +27,49 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use rucat_core::Engines;
+use rucat_monitor::http::{Telemetry, health_router, metrics_router};
 
 use crate::auth::{self, StaticAuth};
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorKind};
 pub use handlers::EngineRef;
+pub use metrics::HttpMetrics;
+pub use openapi::Security;
 
 /// Largest accepted request body. A create request is a few hundred bytes;
 /// the limit only keeps a client from making the server buffer much more.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The whole API as a router ready to serve. With `auth`, every request
-/// (including ones to unknown paths) must authenticate first.
+/// The whole API as a router ready to serve, with `/healthz`, `/readyz` and
+/// `/openapi.json`. With `auth`, every other request (including ones to
+/// unknown paths) must authenticate first.
 pub fn router(engines: Engines, auth: Option<StaticAuth>) -> Router {
-    let mut router = Router::new()
+    build(engines, auth, None)
+}
+
+/// [`router`] plus `/metrics`, serving `telemetry`, and HTTP metrics
+/// recorded into `http` (registered into `telemetry`'s registry).
+pub fn observed_router(
+    engines: Engines,
+    auth: Option<StaticAuth>,
+    telemetry: Arc<Telemetry>,
+    http: HttpMetrics,
+) -> Router {
+    build(engines, auth, Some((telemetry, http)))
+}
+
+fn build(
+    engines: Engines,
+    auth: Option<StaticAuth>,
+    observed: Option<(Arc<Telemetry>, HttpMetrics)>,
+) -> Router {
+    let security = match &auth {
+        None => Security::Open,
+        Some(auth) if auth.offers_bearer() => Security::BasicOrBearer,
+        Some(_) => Security::Basic,
+    };
+    let store = Arc::clone(engines.store());
+    let mut api = Router::new()
         .route("/engine", post(handlers::create))
         .route("/engine/{id}", get(handlers::get).delete(handlers::delete))
         .route("/engine/{id}/stop", post(handlers::stop))
@@ -47,12 +80,21 @@ pub fn router(engines: Engines, auth: Option<StaticAuth>) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     if let Some(auth) = auth {
-        router = router.layer(middleware::from_fn_with_state(
+        api = api.layer(middleware::from_fn_with_state(
             Arc::new(auth),
             auth::require_auth,
         ));
     }
-    router
-        .layer(middleware::from_fn(log::log_requests))
+    // Merged after the auth layer, so probes, scrapers and API clients
+    // fetching the document need no credentials.
+    let mut router = api
         .with_state(engines)
+        .merge(health_router(store))
+        .merge(openapi::router(security));
+    if let Some((telemetry, http)) = observed {
+        router = router
+            .merge(metrics_router(telemetry))
+            .layer(middleware::from_fn_with_state(http, metrics::record));
+    }
+    router.layer(middleware::from_fn(log::log_requests))
 }

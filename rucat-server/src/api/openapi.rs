@@ -1,0 +1,261 @@
+//! The OpenAPI 3.1 document of the HTTP surface, generated from the code —
+//! the handlers' `utoipa::path` attributes and the request and response
+//! types, some of which live in `rucat-core` (its `openapi` feature) — and
+//! served at `GET /openapi.json`.
+//!
+//! The document follows the server's configuration: with authentication,
+//! the engine routes name the Basic (and, if a token is configured, Bearer)
+//! security schemes and their 401; without, neither appears. Health, metrics
+//! and this document are never behind authentication.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rucat_core::{CreateEngineRequest, EngineInfo, EngineState, EngineType};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, ResponseBuilder};
+use utoipa::{OpenApi, ToSchema};
+
+use super::error::{ApiError, ErrorBody, ErrorKind};
+use super::handlers::{self, EngineRef};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "rucat",
+        description = "A control plane for Spark Connect engines. Engine-changing requests are \
+            accepted at once and carried out by a monitor; poll `GET /engine/{id}` for the state."
+    ),
+    paths(
+        handlers::create,
+        handlers::list,
+        handlers::get,
+        handlers::stop,
+        handlers::restart,
+        handlers::delete,
+        healthz,
+        readyz,
+        metrics,
+        openapi_json,
+    ),
+    components(schemas(
+        CreateEngineRequest,
+        EngineInfo,
+        EngineRef,
+        EngineState,
+        EngineType,
+        ErrorBody,
+        ErrorKind,
+    )),
+    tags(
+        (name = "engines", description = "Creating, inspecting, stopping, restarting and deleting engines"),
+        (name = "operations", description = "Health, readiness, metrics and this document; never behind authentication"),
+    )
+)]
+struct ApiDoc;
+
+/// `{"status": "ok"}`, as `/healthz` and a ready `/readyz` answer (see
+/// `rucat_monitor::http`, which serves them).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // describes a body that rucat_monitor::http builds
+struct Status {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+// The operations below are served by `rucat_monitor::http` and by
+// [`router`]; these functions only carry their descriptions.
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness: 200 while the process serves",
+    responses((status = 200, description = "Alive", body = Status))
+)]
+#[allow(dead_code)]
+async fn healthz() {}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness: 200 when the store answers",
+    responses(
+        (status = 200, description = "The store answers", body = Status),
+        (status = 503, description = "The store cannot be reached (`unavailable`)", body = ErrorBody),
+    )
+)]
+#[allow(dead_code)]
+async fn readyz() {}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics in the OpenMetrics text format",
+    responses(
+        (status = 200, description = "Every metric of this process", body = String, content_type = "application/openmetrics-text"),
+        (status = 500, description = "The metrics cannot be encoded (`internal`)", body = ErrorBody),
+    )
+)]
+#[allow(dead_code)]
+async fn metrics() {}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    summary = "This document",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+#[allow(dead_code)]
+async fn openapi_json() {}
+
+/// How the API is protected, for the document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    Open,
+    Basic,
+    BasicOrBearer,
+}
+
+/// The document for a server with `security`.
+pub fn document(security: Security) -> Result<Value, serde_json::Error> {
+    let mut doc = ApiDoc::openapi();
+    require_auth(&mut doc, security);
+    let mut doc = serde_json::to_value(doc)?;
+    link_created_engines(&mut doc);
+    Ok(doc)
+}
+
+fn require_auth(doc: &mut Document, security: Security) {
+    let schemes: &[&str] = match security {
+        Security::Open => return,
+        Security::Basic => &["basic"],
+        Security::BasicOrBearer => &["basic", "bearer"],
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    let http = |scheme| SecurityScheme::Http(HttpBuilder::new().scheme(scheme).build());
+    components.add_security_scheme("basic", http(HttpAuthScheme::Basic));
+    if schemes.contains(&"bearer") {
+        components.add_security_scheme("bearer", http(HttpAuthScheme::Bearer));
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/engine") {
+            continue;
+        }
+        for operation in operations(item) {
+            // Any one scheme is enough: one requirement per scheme.
+            operation.security = Some(
+                schemes
+                    .iter()
+                    .map(|scheme| SecurityRequirement::new(*scheme, Vec::<String>::new()))
+                    .collect(),
+            );
+            operation
+                .responses
+                .responses
+                .insert("401".to_owned(), unauthorized().into());
+        }
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+fn error_content() -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Error")))
+        .build()
+}
+
+fn unauthorized() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description("No valid credentials (`unauthorized`)")
+        .content("application/json", error_content())
+        .header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .description(Some("The schemes the server accepts"))
+                .build(),
+        )
+        .build()
+}
+
+/// Links from a created engine's id to the operations on it, so that
+/// clients and stateful API testers can follow an engine through its life.
+/// Added to the JSON rather than through utoipa: utoipa 5 serializes a
+/// link's `operationId` as `operation_id`, which no tool reads.
+fn link_created_engines(doc: &mut Value) {
+    let Some(created) = doc
+        .pointer_mut("/paths/~1engine/post/responses/200")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let links: serde_json::Map<String, Value> = [
+        ("GetEngine", "getEngine"),
+        ("StopEngine", "stopEngine"),
+        ("RestartEngine", "restartEngine"),
+        ("DeleteEngine", "deleteEngine"),
+    ]
+    .into_iter()
+    .map(|(name, operation_id)| {
+        let link = json!({"operationId": operation_id, "parameters": {"id": "$response.body#/id"}});
+        (name.to_owned(), link)
+    })
+    .collect();
+    created.insert("links".to_owned(), Value::Object(links));
+}
+
+/// `GET /openapi.json`, serving the document for `security`, serialized once.
+pub fn router(security: Security) -> Router {
+    let json = match document(security).and_then(|doc| serde_json::to_vec(&doc)) {
+        Ok(json) => Some(Bytes::from(json)),
+        Err(err) => {
+            tracing::error!(%err, "cannot serialize the OpenAPI document");
+            None
+        }
+    };
+    Router::new()
+        .route("/openapi.json", get(serve))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(Arc::new(json))
+}
+
+async fn serve(State(json): State<Arc<Option<Bytes>>>) -> Response {
+    match json.as_ref() {
+        Some(json) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            json.clone(),
+        )
+            .into_response(),
+        None => ApiError::Internal.into_response(),
+    }
+}
