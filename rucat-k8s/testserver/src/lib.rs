@@ -25,6 +25,88 @@
 //! ([`TestServer::set_unavailable`], [`TestServer::compact`],
 //! [`TestServer::close_watches`]) and records every request
 //! ([`TestServer::calls`], [`TestServer::count`]).
+//!
+//! # What is emulated
+//!
+//! - Paths `/api/v1/namespaces/{ns}/{resource}[/{name}[/status]]`, the
+//!   all-namespace lists `/api/v1/{resource}`, the legacy
+//!   `/api/v1/watch/...` form, `/version`, and discovery (`/api`,
+//!   `/api/v1`, `/apis`). Anything else: 404 (405 for a wrong method), with
+//!   a `Status` body like every error.
+//! - Create (201; `generateName`; 409 `AlreadyExists`; 422 `Invalid` for a
+//!   missing or malformed name, bad labels, a pod without containers or
+//!   images, a service without ports unless headless; 400 for malformed
+//!   JSON, wrong field types, or a body whose namespace, kind or
+//!   apiVersion differs from the URL's; 500 for a create carrying a
+//!   resourceVersion, as the real server answers). Objects are decoded
+//!   into the k8s-openapi 1.33 types and back, so fields Kubernetes does
+//!   not know are dropped, as the real server drops them. Defaulting as
+//!   on a cluster (pod `restartPolicy`, `dnsPolicy`, pull policies, default
+//!   tolerations, `qosClass`; service cluster IPs, `targetPort`; secret
+//!   `stringData` → `data`), and a created pod's status is reset to
+//!   `Pending`, a service's to empty: clients cannot create with a status.
+//! - Get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`,
+//!   exists, `!`, `>`, `<`; field selectors over the fields the real
+//!   server allows per resource, 400 for others; `limit`/`continue` paging
+//!   at the first page's resourceVersion; `resourceVersion` +
+//!   `resourceVersionMatch` semantics). List items carry no
+//!   `kind`/`apiVersion`, as on the real server.
+//! - Update (PUT) with optimistic concurrency (409 `Conflict` on a stale
+//!   `resourceVersion` or UID), and patch: JSON merge, strategic merge
+//!   (lists merged by their schema merge keys, finalizers unioned, the
+//!   `$patch`/`$deleteFromPrimitiveList`/`$retainKeys` directives), JSON
+//!   patch (RFC 6902), and apply (see below); 415 for any other type.
+//!   Main-resource writes cannot change `.status`; `/status` writes change
+//!   only `.status`. Pod specs are immutable except images, active
+//!   deadline and tolerations (422); a service's cluster IP cannot change.
+//!   Writes that change nothing keep the resourceVersion and emit nothing.
+//! - Delete: 404 if missing; preconditions; `dryRun`. Finalizers hold an
+//!   object (deletionTimestamp set, `MODIFIED`) until they are cleared —
+//!   even a `gracePeriodSeconds=0` delete does not remove it, and no new
+//!   finalizers may be added meanwhile. With
+//!   [`TestServer::set_graceful_pod_deletion`], a scheduled running pod
+//!   stays terminating until the kubelet harness confirms or a forced
+//!   delete. Owner references are garbage collected: when an owner goes,
+//!   dependents go (`DELETED` events), dependents with other live owners
+//!   lose the dangling reference, and a reference to a pod or service that
+//!   does not exist is collected at once; `Orphan` propagation strips the
+//!   references instead.
+//! - One global resourceVersion counter, bumped once per write. Watches
+//!   (`watch=true`/`1`): newline-delimited `ADDED`/`MODIFIED`/`DELETED`
+//!   events over a chunked response; from resourceVersion unset or `0`,
+//!   the current state as `ADDED` first; from N, the logged changes after
+//!   N, or a single `ERROR` 410 `Expired` when they have been compacted
+//!   away ([`Retention`], [`TestServer::compact`]); an object leaving the
+//!   selector arrives as `DELETED` (its previous content), one entering as
+//!   `ADDED`; `BOOKMARK`s when allowed (and a last one at the timeout);
+//!   `timeoutSeconds`; streaming lists (`sendInitialEvents=true` with the
+//!   `k8s.io/initial-events-end` bookmark); metadata-only
+//!   (`PartialObjectMetadata`) responses when the `Accept` header asks.
+//!
+//! # What differs from a real API server
+//!
+//! - Only core/v1 pods, services, configmaps and secrets; every namespace
+//!   exists implicitly; no auth, RBAC, admission webhooks, quotas, events,
+//!   `managedFields`, `generation`, or other subresources (`log`, `exec`,
+//!   `binding`, `eviction`).
+//! - Only a subset of validation and defaulting (above); YAML and protobuf
+//!   bodies are refused (kube sends JSON).
+//! - Server-side apply is approximated as create-or-strategic-merge with
+//!   a required `fieldManager`: there is no field ownership, so fields a
+//!   manager stops applying are not removed, and there are no apply
+//!   conflicts.
+//! - Garbage collection is synchronous (the real collector acts shortly
+//!   after), and `Foreground` propagation deletes the dependents and then
+//!   the owner without the visible `foregroundDeletion` finalizer.
+//! - Without graceful pod deletion (the default), an unheld pod is removed
+//!   at once, as if its kubelet confirmed immediately.
+//! - A list with `resourceVersionMatch=Exact` succeeds only at the newest
+//!   resourceVersion (older ones get 410); continued lists show current
+//!   objects, reported at the first page's resourceVersion.
+//! - A watch or list from a resourceVersion newer than the server's gets
+//!   504 at once (the real server waits up to 3 s first).
+//! - Bookmarks come every [`TestServerBuilder::bookmark_interval`] (1 s by
+//!   default, about a minute on a real server).
 
 mod calls;
 mod defaults;
@@ -369,5 +451,16 @@ impl TestServer {
     /// Forgets the recorded requests.
     pub fn reset_calls(&self) {
         self.shared.reset_calls();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<TestServer>();
     }
 }

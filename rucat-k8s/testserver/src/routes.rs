@@ -355,7 +355,19 @@ fn list_body(
         metadata["continue"] = json!(token);
         metadata["remainingItemCount"] = json!(remaining);
     }
-    let items: Vec<Value> = items.iter().map(|o| present(o, metadata_only)).collect();
+    // Like the real server, list items carry no kind/apiVersion of their
+    // own (kubernetes/kubernetes#3030): the list's kind says it.
+    let items: Vec<Value> = items
+        .iter()
+        .map(|o| {
+            let mut item = present(o, metadata_only);
+            if !metadata_only && let Some(map) = item.as_object_mut() {
+                map.remove("kind");
+                map.remove("apiVersion");
+            }
+            item
+        })
+        .collect();
     json!({ "kind": kind, "apiVersion": api_version, "metadata": metadata, "items": items })
 }
 

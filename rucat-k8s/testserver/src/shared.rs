@@ -49,10 +49,14 @@ impl Shared {
             let out = f(&mut store);
             (out, store.rv())
         };
+        // Only ever forwards: a writer that lost the race to notify is
+        // covered by the later writer's notification.
         self.rv_tx.send_if_modified(|current| {
-            let changed = *current != rv;
-            *current = rv;
-            changed
+            let newer = rv > *current;
+            if newer {
+                *current = rv;
+            }
+            newer
         });
         out
     }

@@ -48,9 +48,23 @@ async fn create_sets_server_fields_and_get_and_list_return_the_object() {
 
     // The all-namespaces list sees it too, with kind and apiVersion.
     let all: Api<Pod> = Api::all(server.client(NS));
-    assert_eq!(all.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        all.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    // On the wire, list items have no kind/apiVersion (the list has).
+    let request = http::Request::get(format!("/api/v1/namespaces/{NS}/pods"))
+        .body(Vec::new())
+        .unwrap();
+    let text = server.client(NS).request_text(request).await.unwrap();
+    let raw_list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(raw_list["kind"], "PodList");
+    assert!(raw_list["items"][0].get("kind").is_none());
     let raw = server.get(NS, Resource::Pods, "a").unwrap();
-    assert_eq!((raw["kind"].as_str(), raw["apiVersion"].as_str()), (Some("Pod"), Some("v1")));
+    assert_eq!(
+        (raw["kind"].as_str(), raw["apiVersion"].as_str()),
+        (Some("Pod"), Some("v1"))
+    );
 }
 
 #[tokio::test]
@@ -61,7 +75,10 @@ async fn errors_come_back_as_kube_api_errors_with_the_real_reasons() {
     api.create(&PostParams::default(), &p).await.unwrap();
 
     let exists = api_error(api.create(&PostParams::default(), &p).await);
-    assert_eq!((exists.code, exists.reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(
+        (exists.code, exists.reason.as_str()),
+        (409, "AlreadyExists")
+    );
     assert_eq!(exists.message, "pods \"a\" already exists");
     assert_eq!(exists.details.as_ref().unwrap().kind, "pods");
 
@@ -80,9 +97,16 @@ async fn errors_come_back_as_kube_api_errors_with_the_real_reasons() {
     no_containers.spec.as_mut().unwrap().containers.clear();
     let invalid = api_error(api.create(&PostParams::default(), &no_containers).await);
     assert_eq!(invalid.code, 422);
-    assert!(invalid.message.contains("spec.containers: Required value"), "{}", invalid.message);
+    assert!(
+        invalid.message.contains("spec.containers: Required value"),
+        "{}",
+        invalid.message
+    );
 
-    let bad_name = api_error(api.create(&PostParams::default(), &pod("Bad_Name", json!({}))).await);
+    let bad_name = api_error(
+        api.create(&PostParams::default(), &pod("Bad_Name", json!({})))
+            .await,
+    );
     assert_eq!(bad_name.code, 422);
 
     let mut stale = api.get("a").await.unwrap();
@@ -107,7 +131,10 @@ async fn generate_name_and_dry_run() {
     p.metadata.generate_name = Some("driver-".into());
     let created = api.create(&PostParams::default(), &p).await.unwrap();
     let name = created.metadata.name.unwrap();
-    assert!(name.starts_with("driver-") && name.len() == "driver-".len() + 5, "{name}");
+    assert!(
+        name.starts_with("driver-") && name.len() == "driver-".len() + 5,
+        "{name}"
+    );
 
     let dry = PostParams {
         dry_run: true,
@@ -127,24 +154,47 @@ async fn label_and_field_selectors_filter_lists() {
         ("c", json!({"app": "other"})),
         ("d", json!({})),
     ] {
-        api.create(&PostParams::default(), &pod(name, labels)).await.unwrap();
+        api.create(&PostParams::default(), &pod(name, labels))
+            .await
+            .unwrap();
     }
     let names = |list: kube::core::ObjectList<Pod>| -> Vec<String> {
-        list.items.into_iter().filter_map(|p| p.metadata.name).collect()
+        list.items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect()
     };
     let select = |s: &str| ListParams::default().labels(s);
-    assert_eq!(names(api.list(&select("app=rucat")).await.unwrap()), ["a", "b"]);
-    assert_eq!(names(api.list(&select("app=rucat,tier!=executor")).await.unwrap()), ["a"]);
-    assert_eq!(names(api.list(&select("app")).await.unwrap()), ["a", "b", "c"]);
+    assert_eq!(
+        names(api.list(&select("app=rucat")).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(
+        names(api.list(&select("app=rucat,tier!=executor")).await.unwrap()),
+        ["a"]
+    );
+    assert_eq!(
+        names(api.list(&select("app")).await.unwrap()),
+        ["a", "b", "c"]
+    );
     assert_eq!(names(api.list(&select("!app")).await.unwrap()), ["d"]);
-    assert_eq!(names(api.list(&select("app in (other,x)")).await.unwrap()), ["c"]);
-    assert_eq!(names(api.list(&select("app notin (rucat)")).await.unwrap()), ["c", "d"]);
+    assert_eq!(
+        names(api.list(&select("app in (other,x)")).await.unwrap()),
+        ["c"]
+    );
+    assert_eq!(
+        names(api.list(&select("app notin (rucat)")).await.unwrap()),
+        ["c", "d"]
+    );
     let by_name = ListParams::default().fields("metadata.name=b");
     assert_eq!(names(api.list(&by_name).await.unwrap()), ["b"]);
 
     let bad = api_error(api.list(&select("app in (")).await);
     assert_eq!(bad.code, 400);
-    let bad = api_error(api.list(&ListParams::default().fields("spec.bogus=1")).await);
+    let bad = api_error(
+        api.list(&ListParams::default().fields("spec.bogus=1"))
+            .await,
+    );
     assert_eq!(bad.code, 400);
 
     // Paging: kube's limit/continue walk the whole list.
@@ -156,21 +206,28 @@ async fn label_and_field_selectors_filter_lists() {
         .await
         .unwrap();
     assert_eq!(names(rest.clone()), ["d"]);
-    assert_eq!(rest.metadata.resource_version, page.metadata.resource_version);
+    assert_eq!(
+        rest.metadata.resource_version,
+        page.metadata.resource_version
+    );
 }
 
 #[tokio::test]
 async fn main_resource_writes_ignore_status_and_the_status_subresource_changes_only_status() {
     let server = TestServer::start().await;
     let api = pods(&server);
-    api.create(&PostParams::default(), &pod("a", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &pod("a", json!({})))
+        .await
+        .unwrap();
 
     // Main resource: labels change, status does not.
     let patched = api
         .patch(
             "a",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}, "status": {"phase": "Running"}})),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"x": "1"}}, "status": {"phase": "Running"}}),
+            ),
         )
         .await
         .unwrap();
@@ -182,12 +239,17 @@ async fn main_resource_writes_ignore_status_and_the_status_subresource_changes_o
         .patch_status(
             "a",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"x": "2"}}, "status": {"phase": "Running"}})),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"x": "2"}}, "status": {"phase": "Running"}}),
+            ),
         )
         .await
         .unwrap();
     assert_eq!(patched.labels().get("x").map(String::as_str), Some("1"));
-    assert_eq!(patched.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
+    assert_eq!(
+        patched.status.as_ref().unwrap().phase.as_deref(),
+        Some("Running")
+    );
     assert_eq!(api.get_status("a").await.unwrap(), patched);
 
     // replace_status with the object read back.
@@ -202,7 +264,10 @@ async fn main_resource_writes_ignore_status_and_the_status_subresource_changes_o
     // A replace of the main resource keeps the stored status.
     let mut current = api.get("a").await.unwrap();
     current.status.as_mut().unwrap().phase = Some("Failed".into());
-    let replaced = api.replace("a", &PostParams::default(), &current).await.unwrap();
+    let replaced = api
+        .replace("a", &PostParams::default(), &current)
+        .await
+        .unwrap();
     assert_eq!(replaced.status.unwrap().phase.as_deref(), Some("Succeeded"));
 
     // The pod spec is frozen (but images may change).
@@ -219,23 +284,38 @@ async fn main_resource_writes_ignore_status_and_the_status_subresource_changes_o
         .patch(
             "a",
             &PatchParams::default(),
-            &Patch::Strategic(json!({"spec": {"containers": [{"name": "driver", "image": "spark:4"}]}})),
+            &Patch::Strategic(
+                json!({"spec": {"containers": [{"name": "driver", "image": "spark:4"}]}}),
+            ),
         )
         .await
         .unwrap();
-    assert_eq!(reimaged.spec.unwrap().containers[0].image.as_deref(), Some("spark:4"));
+    assert_eq!(
+        reimaged.spec.unwrap().containers[0].image.as_deref(),
+        Some("spark:4")
+    );
 }
 
 #[tokio::test]
 async fn writes_that_change_nothing_keep_the_resource_version() {
     let server = TestServer::start().await;
     let api = pods(&server);
-    let created = api.create(&PostParams::default(), &pod("a", json!({"k": "v"}))).await.unwrap();
-    let same = api
-        .patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"k": "v"}}})))
+    let created = api
+        .create(&PostParams::default(), &pod("a", json!({"k": "v"})))
         .await
         .unwrap();
-    assert_eq!(same.metadata.resource_version, created.metadata.resource_version);
+    let same = api
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"k": "v"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        same.metadata.resource_version,
+        created.metadata.resource_version
+    );
     assert_eq!(server.resource_version(), 1);
 }
 
@@ -249,12 +329,20 @@ async fn strategic_merge_apply_and_unsupported_patch_types() {
 
     // Strategic merge unions finalizers; a merge patch replaces them.
     let s = api
-        .patch("a", &PatchParams::default(), &Patch::Strategic(json!({"metadata": {"finalizers": ["rucat.io/b"]}})))
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"metadata": {"finalizers": ["rucat.io/b"]}})),
+        )
         .await
         .unwrap();
     assert_eq!(s.finalizers(), ["rucat.io/a", "rucat.io/b"]);
     let m = api
-        .patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["rucat.io/c"]}})))
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["rucat.io/c"]}})),
+        )
         .await
         .unwrap();
     assert_eq!(m.finalizers(), ["rucat.io/c"]);
@@ -262,12 +350,21 @@ async fn strategic_merge_apply_and_unsupported_patch_types() {
     // Server-side apply (approximated) creates and updates.
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client(NS));
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf"}, "data": {"a": "1"}});
-    let applied = cms.patch("conf", &PatchParams::apply("rucat"), &Patch::Apply(&cm)).await.unwrap();
+    let applied = cms
+        .patch("conf", &PatchParams::apply("rucat"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
     assert_eq!(applied.data.unwrap()["a"], "1");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf"}, "data": {"b": "2"}});
-    let applied = cms.patch("conf", &PatchParams::apply("rucat"), &Patch::Apply(&cm)).await.unwrap();
+    let applied = cms
+        .patch("conf", &PatchParams::apply("rucat"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
     assert_eq!(applied.data.unwrap()["b"], "2");
-    let no_manager = api_error(cms.patch("conf", &PatchParams::default(), &Patch::Apply(&cm)).await);
+    let no_manager = api_error(
+        cms.patch("conf", &PatchParams::default(), &Patch::Apply(&cm))
+            .await,
+    );
     assert_eq!(no_manager.code, 422);
 
     // Any other content type is refused with 415.
@@ -276,7 +373,10 @@ async fn strategic_merge_apply_and_unsupported_patch_types() {
         .body(b"{}".to_vec())
         .unwrap();
     let refused = api_error(server.client(NS).request_text(request).await);
-    assert_eq!((refused.code, refused.reason.as_str()), (415, "UnsupportedMediaType"));
+    assert_eq!(
+        (refused.code, refused.reason.as_str()),
+        (415, "UnsupportedMediaType")
+    );
 
     // JSON patch (RFC 6902) over raw HTTP.
     let request = http::Request::patch(format!("/api/v1/namespaces/{NS}/pods/a"))
@@ -304,12 +404,17 @@ async fn malformed_bodies_unknown_paths_and_version() {
     let unknown = api_error(client.request_text(request).await);
     assert_eq!((unknown.code, unknown.reason.as_str()), (404, "NotFound"));
 
-    let request = http::Request::post("/api/v1/pods").body(b"{}".to_vec()).unwrap();
+    let request = http::Request::post("/api/v1/pods")
+        .body(b"{}".to_vec())
+        .unwrap();
     let not_allowed = api_error(client.request_text(request).await);
     assert_eq!(not_allowed.code, 405);
 
     let version = client.apiserver_version().await.unwrap();
-    assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "33"));
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "33")
+    );
 }
 
 #[tokio::test]
@@ -328,9 +433,19 @@ async fn services_are_defaulted_and_headless_ones_keep_cluster_ip_none() {
     let mut ported = headless_service("ported", None);
     ported.spec.as_mut().unwrap().cluster_ip = None;
     let created = api.create(&PostParams::default(), &ported).await.unwrap();
-    assert!(created.spec.unwrap().cluster_ip.unwrap().starts_with("10.96."));
+    assert!(
+        created
+            .spec
+            .unwrap()
+            .cluster_ip
+            .unwrap()
+            .starts_with("10.96.")
+    );
 
-    let bad = api_error(api.create(&PostParams::default(), &headless_service("1bad", None)).await);
+    let bad = api_error(
+        api.create(&PostParams::default(), &headless_service("1bad", None))
+            .await,
+    );
     assert_eq!(bad.code, 422, "service names are DNS-1035 labels");
 }
 
@@ -338,48 +453,79 @@ async fn services_are_defaulted_and_headless_ones_keep_cluster_ip_none() {
 async fn finalizers_hold_deletion_until_cleared() {
     let server = TestServer::start().await;
     let api = pods(&server);
-    api.create(&PostParams::default(), &pod("a", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &pod("a", json!({})))
+        .await
+        .unwrap();
     server.add_finalizer(NS, Resource::Pods, "a").unwrap();
 
-    let deleting = api.delete("a", &DeleteParams::default()).await.unwrap().left().unwrap();
+    let deleting = api
+        .delete("a", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
     assert!(deleting.metadata.deletion_timestamp.is_some());
     // Finalizers hold the object even against a forced delete.
-    api.delete("a", &DeleteParams::default().grace_period(0)).await.unwrap();
+    api.delete("a", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     let still = api.get("a").await.unwrap();
     assert!(still.metadata.deletion_timestamp.is_some());
     // No new finalizers while deleting.
     let refused = api_error(
-        api.patch("a", &PatchParams::default(), &Patch::Strategic(json!({"metadata": {"finalizers": ["x.io/new"]}})))
-            .await,
+        api.patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"metadata": {"finalizers": ["x.io/new"]}})),
+        )
+        .await,
     );
     assert_eq!(refused.code, 422);
 
-    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
-        .await
-        .unwrap();
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
     assert_eq!(api_error(api.get("a").await).code, 404);
 }
 
 #[tokio::test]
 async fn graceful_pod_deletion_waits_for_the_kubelet_unless_forced() {
-    let server = TestServer::builder().graceful_pod_deletion(true).start().await;
+    let server = TestServer::builder()
+        .graceful_pod_deletion(true)
+        .start()
+        .await;
     let api = pods(&server);
     for name in ["a", "b"] {
-        api.create(&PostParams::default(), &pod(name, json!({}))).await.unwrap();
+        api.create(&PostParams::default(), &pod(name, json!({})))
+            .await
+            .unwrap();
         server.set_pod_running(NS, name).unwrap();
     }
-    let terminating = api.delete("a", &DeleteParams::default()).await.unwrap().left().unwrap();
+    let terminating = api
+        .delete("a", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
     assert!(api.get("a").await.is_ok());
     server.complete_pod_termination(NS, "a").unwrap();
     assert_eq!(api_error(api.get("a").await).code, 404);
 
     api.delete("b", &DeleteParams::default()).await.unwrap();
-    api.delete("b", &DeleteParams::default().grace_period(0)).await.unwrap();
+    api.delete("b", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     assert_eq!(api_error(api.get("b").await).code, 404);
 
     // Pods no kubelet runs go at once.
-    api.create(&PostParams::default(), &pod("c", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &pod("c", json!({})))
+        .await
+        .unwrap();
     api.delete("c", &DeleteParams::default()).await.unwrap();
     assert_eq!(api_error(api.get("c").await).code, 404);
 }
@@ -388,9 +534,15 @@ async fn graceful_pod_deletion_waits_for_the_kubelet_unless_forced() {
 async fn deleting_the_owner_pod_garbage_collects_its_service() {
     let server = TestServer::start().await;
     let (pods, services) = (pods(&server), services(&server));
-    let owner = pods.create(&PostParams::default(), &pod("driver", json!({}))).await.unwrap();
+    let owner = pods
+        .create(&PostParams::default(), &pod("driver", json!({})))
+        .await
+        .unwrap();
     services
-        .create(&PostParams::default(), &headless_service("driver", Some(&owner)))
+        .create(
+            &PostParams::default(),
+            &headless_service("driver", Some(&owner)),
+        )
         .await
         .unwrap();
     services
@@ -398,7 +550,9 @@ async fn deleting_the_owner_pod_garbage_collects_its_service() {
         .await
         .unwrap();
 
-    pods.delete("driver", &DeleteParams::default()).await.unwrap();
+    pods.delete("driver", &DeleteParams::default())
+        .await
+        .unwrap();
     assert_eq!(api_error(services.get("driver").await).code, 404);
     assert!(services.get("unowned").await.is_ok());
 
@@ -406,13 +560,22 @@ async fn deleting_the_owner_pod_garbage_collects_its_service() {
     let ghost = pod("ghost", json!({}));
     let mut ghost_owned = headless_service("orphan", Some(&ghost));
     ghost_owned.metadata.owner_references.as_mut().unwrap()[0].uid = "no-such-uid".into();
-    services.create(&PostParams::default(), &ghost_owned).await.unwrap();
+    services
+        .create(&PostParams::default(), &ghost_owned)
+        .await
+        .unwrap();
     assert_eq!(api_error(services.get("orphan").await).code, 404);
 
     // Orphan propagation keeps the dependent and drops the reference.
-    let owner = pods.create(&PostParams::default(), &pod("keep", json!({}))).await.unwrap();
+    let owner = pods
+        .create(&PostParams::default(), &pod("keep", json!({})))
+        .await
+        .unwrap();
     services
-        .create(&PostParams::default(), &headless_service("kept", Some(&owner)))
+        .create(
+            &PostParams::default(),
+            &headless_service("kept", Some(&owner)),
+        )
         .await
         .unwrap();
     pods.delete("keep", &DeleteParams::orphan()).await.unwrap();
@@ -424,7 +587,9 @@ async fn deleting_the_owner_pod_garbage_collects_its_service() {
 async fn call_counting_tells_single_gets_from_lists_and_watches() {
     let server = TestServer::start().await;
     let api = pods(&server);
-    api.create(&PostParams::default(), &pod("a", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &pod("a", json!({})))
+        .await
+        .unwrap();
     api.get("a").await.unwrap();
     api.get_status("a").await.unwrap();
     api.list(&ListParams::default()).await.unwrap();
@@ -435,7 +600,9 @@ async fn call_counting_tells_single_gets_from_lists_and_watches() {
     assert_eq!(server.count(Verb::List, Resource::Pods), 1);
     assert_eq!(server.count(Verb::Get, Resource::Services), 0);
     assert_eq!(
-        server.count_where(|c| c.verb == Verb::Get && c.name.as_deref() == Some("missing") && c.code == 404),
+        server.count_where(|c| c.verb == Verb::Get
+            && c.name.as_deref() == Some("missing")
+            && c.code == 404),
         1
     );
     let calls = server.calls();
@@ -449,9 +616,16 @@ async fn call_counting_tells_single_gets_from_lists_and_watches() {
 #[tokio::test]
 async fn secrets_and_configmaps_round_trip() {
     let server = TestServer::start().await;
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::default_namespaced(server.client(NS));
-    let secret = serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"token": "hello"}})).unwrap();
-    let created = secrets.create(&PostParams::default(), &secret).await.unwrap();
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::default_namespaced(server.client(NS));
+    let secret = serde_json::from_value(
+        json!({"metadata": {"name": "s"}, "stringData": {"token": "hello"}}),
+    )
+    .unwrap();
+    let created = secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     assert_eq!(created.data.unwrap()["token"].0, b"hello");
     assert_eq!(created.type_.as_deref(), Some("Opaque"));
     assert!(created.string_data.is_none());
