@@ -51,6 +51,7 @@ pub fn driver_pod(spec: &EngineSpec, config: &KubernetesConfig) -> Pod {
             tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
             // Engines need no environment variables for every service in the namespace.
             enable_service_links: Some(false),
+            termination_grace_period_seconds: overrides.termination_grace_period_secs,
             containers: vec![Container {
                 name: names::CONTAINER.to_owned(),
                 image: Some(config.image_for(&spec.version)),

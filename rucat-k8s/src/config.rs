@@ -31,9 +31,9 @@ pub struct KubernetesConfig {
     pub spark_submit: String,
     /// Overrides for the driver pod.
     pub driver: PodOverrides,
-    /// A driver pod that stays terminating this long (seconds) is deleted
-    /// again with a zero grace period, so a lost node cannot hold an engine in
-    /// `TerminateInProgress` for ever.
+    /// A driver pod still terminating this long (seconds) after its grace
+    /// period ended is deleted again with a zero grace period, so a lost node
+    /// cannot hold an engine in `TerminateInProgress` for ever.
     pub force_delete_after_secs: u64,
 }
 
@@ -63,6 +63,8 @@ pub struct PodOverrides {
     /// Added to rucat's own labels (which win on a clash).
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// How long the driver gets to stop (Kubernetes' default is 30 s).
+    pub termination_grace_period_secs: Option<i64>,
 }
 
 impl KubernetesConfig {

@@ -168,6 +168,8 @@ impl ResourceManager for KubernetesResourceManager {
 }
 
 impl KubernetesResourceManager {
+    /// Whether the pod is still there `force_delete_after_secs` after the end
+    /// of its grace period (its `deletionTimestamp` is when that ends).
     fn stuck_terminating(&self, name: &str) -> bool {
         let Some(since) = self
             .cache

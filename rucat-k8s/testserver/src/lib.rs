@@ -400,6 +400,15 @@ impl TestServer {
         self.shared.set_unavailable(unavailable);
     }
 
+    /// Answers the next `verb` request on `resource` with an error of
+    /// `code` and `reason` (e.g. 403 `Forbidden`, as RBAC would), without
+    /// touching the store: for testing what a client does when one step of
+    /// a multi-step operation fails.
+    pub fn fail_next(&self, verb: Verb, resource: Resource, code: u16, reason: &str) {
+        self.shared
+            .inject(verb, resource, ApiError::injected(code, reason));
+    }
+
     /// Ends every open watch stream (as an API server restart or a load
     /// balancer would); clients must resume.
     pub fn close_watches(&self) {

@@ -162,6 +162,8 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let mut call = call_for(&parts, &target, verb);
     let response = if shared.is_unavailable() {
         error_response(&ApiError::unavailable())
+    } else if let Some(injected) = shared.take_injected(&call) {
+        error_response(&injected)
     } else {
         dispatch(&shared, &parts, body, target, verb, &query)
             .await

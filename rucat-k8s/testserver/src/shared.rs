@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::calls::Call;
+use crate::calls::{Call, Verb};
+use crate::resource::Resource;
+use crate::status::ApiError;
 use crate::store::{Retention, Store};
 
 pub(crate) struct Shared {
@@ -19,6 +21,8 @@ pub(crate) struct Shared {
     close_tx: watch::Sender<u64>,
     unavailable: AtomicBool,
     calls: Mutex<Vec<Call>>,
+    /// Failures to answer the next matching requests with, in order.
+    injected: Mutex<Vec<(Verb, Resource, ApiError)>>,
     open_watches: AtomicUsize,
     pub(crate) bookmark_interval: Duration,
 }
@@ -37,6 +41,7 @@ impl Shared {
             close_tx: watch::Sender::new(0),
             unavailable: AtomicBool::new(false),
             calls: Mutex::new(Vec::new()),
+            injected: Mutex::new(Vec::new()),
             open_watches: AtomicUsize::new(0),
             bookmark_interval,
         }
@@ -85,6 +90,19 @@ impl Shared {
         if unavailable {
             self.close_watches();
         }
+    }
+
+    pub(crate) fn inject(&self, verb: Verb, resource: Resource, error: ApiError) {
+        lock(&self.injected).push((verb, resource, error));
+    }
+
+    /// The failure injected for this call, if any (each answers one call).
+    pub(crate) fn take_injected(&self, call: &Call) -> Option<ApiError> {
+        let mut injected = lock(&self.injected);
+        let at = injected.iter().position(|(verb, resource, _)| {
+            *verb == call.verb && Some(*resource) == call.resource
+        })?;
+        Some(injected.remove(at).2)
     }
 
     pub(crate) fn record(&self, call: Call) {

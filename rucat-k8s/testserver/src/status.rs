@@ -314,6 +314,16 @@ impl ApiError {
         )
     }
 
+    /// A refusal a test asked for with [`TestServer::fail_next`](crate::TestServer::fail_next).
+    pub(crate) fn injected(code: u16, reason: &str) -> Self {
+        Self::new(
+            code,
+            reason,
+            format!("injected by the test: {reason}"),
+            Some(json!({})),
+        )
+    }
+
     /// 500 as the real server sends it for storage-level refusals: no reason.
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "", message, None)

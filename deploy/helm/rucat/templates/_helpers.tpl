@@ -40,6 +40,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     {{- with .Values.kubernetes.driver.resources }}
     "resources": {{ . | toJson }},
     {{- end }}
+    {{- with .Values.kubernetes.driver.terminationGracePeriodSecs }}
+    "termination_grace_period_secs": {{ . }},
+    {{- end }}
     "node_selector": {{ .Values.kubernetes.driver.nodeSelector | toJson }},
     "tolerations": {{ .Values.kubernetes.driver.tolerations | toJson }},
     "labels": {{ .Values.kubernetes.driver.labels | toJson }},

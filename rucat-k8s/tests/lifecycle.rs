@@ -1,0 +1,423 @@
+//! The monitor and the Kubernetes resource manager driving engines end to end
+//! against the Kubernetes API test server (real HTTP, JSON and watch streams),
+//! with the test playing the kubelet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::Api;
+use kube::api::PostParams;
+use rucat_core::store::MemoryStore;
+use rucat_core::{
+    CreateEngineRequest, EngineId, EngineRecord, EngineState, Engines, Monitor, MonitorConfig,
+    ResourceError, ResourceManager, ResourceStatus,
+};
+use rucat_k8s::{KubernetesConfig, KubernetesResourceManager, build, names};
+use rucat_k8s_testserver::{Resource, TestServer, Verb};
+use tokio::sync::oneshot;
+
+const NS: &str = "spark";
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Cluster {
+    api: TestServer,
+    engines: Engines,
+    stop: Option<oneshot::Sender<()>>,
+    monitor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Cluster {
+    async fn start(tune: impl FnOnce(&mut MonitorConfig, &mut KubernetesConfig)) -> Self {
+        Self::start_on(TestServer::start().await, tune).await
+    }
+
+    async fn start_on(
+        api: TestServer,
+        tune: impl FnOnce(&mut MonitorConfig, &mut KubernetesConfig),
+    ) -> Self {
+        let mut monitor_config = MonitorConfig {
+            check_interval: Duration::from_millis(100),
+            lease_duration: Duration::from_secs(5),
+            ..MonitorConfig::default()
+        };
+        let mut config = KubernetesConfig {
+            namespace: NS.into(),
+            service_account: Some("rucat-spark".into()),
+            ..KubernetesConfig::default()
+        };
+        tune(&mut monitor_config, &mut config);
+        let resources = Arc::new(KubernetesResourceManager::new(api.client(NS), config));
+        let store = Arc::new(MemoryStore::new());
+        let monitor = Monitor::new(store.clone(), resources.clone(), monitor_config);
+        let engines = Engines::new(store).with_waker(monitor.waker());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let monitor = tokio::spawn(monitor.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            api,
+            engines,
+            stop: Some(stop),
+            monitor: Some(monitor),
+        }
+    }
+
+    async fn create(&self) -> EngineId {
+        self.engines
+            .create(CreateEngineRequest::spark("k8s-engine", "4.0.1"))
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for(&self, id: &EngineId, state: EngineState) -> EngineRecord {
+        self.engines.wait_for(id, state, WAIT).await.unwrap()
+    }
+
+    /// Waits until the driver pod exists on the server, as the kubelet would.
+    async fn wait_for_pod(&self, id: &EngineId) {
+        let name = names::object_name(id);
+        for _ in 0..600 {
+            if self.api.get(NS, Resource::Pods, &name).is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the driver pod of {id} was never created");
+    }
+
+    fn pod(&self, id: &EngineId) -> Option<serde_json::Value> {
+        self.api.get(NS, Resource::Pods, &names::object_name(id))
+    }
+
+    fn service(&self, id: &EngineId) -> Option<serde_json::Value> {
+        self.api
+            .get(NS, Resource::Services, &names::object_name(id))
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(monitor) = self.monitor.take() {
+            monitor.await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn full_lifecycle_without_polling_the_api_server() {
+    let cluster = Cluster::start(|_, _| {}).await;
+    let id = cluster.create().await;
+    cluster.wait_for_pod(&id).await;
+    cluster.wait_for(&id, EngineState::StartInProgress).await;
+
+    // The pod and its service, as built, with the service owned by the pod.
+    let pod = cluster.pod(&id).unwrap();
+    assert_eq!(pod["metadata"]["labels"][names::MANAGED_BY], "rucat");
+    assert_eq!(pod["metadata"]["labels"][names::ENGINE_ID], id.to_string());
+    assert_eq!(pod["spec"]["serviceAccountName"], "rucat-spark");
+    let service = cluster
+        .service(&id)
+        .expect("the service is created with the pod");
+    assert_eq!(service["spec"]["clusterIP"], "None");
+    assert_eq!(
+        service["metadata"]["ownerReferences"][0]["uid"],
+        pod["metadata"]["uid"]
+    );
+
+    cluster.api.reset_calls();
+    cluster
+        .api
+        .set_pod_running(NS, &names::object_name(&id))
+        .unwrap();
+    let running = cluster.wait_for(&id, EngineState::Running).await;
+    assert_eq!(
+        running.endpoint,
+        Some(format!("sc://rucat-{id}.{NS}.svc:15002"))
+    );
+    // Let the monitor check the running engine several times.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        cluster.api.count(Verb::Get, Resource::Pods),
+        0,
+        "status comes from the watch cache"
+    );
+    assert_eq!(cluster.api.count(Verb::List, Resource::Pods), 0);
+
+    cluster.engines.stop(&id).await.unwrap();
+    cluster.wait_for(&id, EngineState::Terminated).await;
+    assert!(
+        cluster.pod(&id).is_none() && cluster.service(&id).is_none(),
+        "pod and service deleted"
+    );
+
+    cluster.engines.restart(&id).await.unwrap();
+    cluster.wait_for_pod(&id).await;
+    cluster
+        .api
+        .set_pod_running(NS, &names::object_name(&id))
+        .unwrap();
+    cluster.wait_for(&id, EngineState::Running).await;
+    cluster.engines.stop(&id).await.unwrap();
+    cluster.wait_for(&id, EngineState::Terminated).await;
+    cluster.engines.delete(&id).await.unwrap();
+    assert!(cluster.api.list(Resource::Pods).is_empty());
+    assert!(cluster.api.list(Resource::Services).is_empty());
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_driver_that_fails_while_running_is_cleaned_up_with_its_reason() {
+    let cluster = Cluster::start(|_, _| {}).await;
+    let id = cluster.create().await;
+    cluster.wait_for_pod(&id).await;
+    cluster
+        .api
+        .set_pod_running(NS, &names::object_name(&id))
+        .unwrap();
+    cluster.wait_for(&id, EngineState::Running).await;
+
+    cluster
+        .api
+        .set_pod_failed(NS, &names::object_name(&id), 137, "OOMKilled")
+        .unwrap();
+    let clean = cluster.wait_for(&id, EngineState::ErrorClean).await;
+    let error = clean.error.unwrap();
+    assert!(
+        error.contains("OOMKilled") && error.contains("137"),
+        "{error}"
+    );
+    assert!(cluster.pod(&id).is_none() && cluster.service(&id).is_none());
+    cluster.engines.delete(&id).await.unwrap();
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_driver_stuck_pending_fails_at_the_deadline_with_the_last_reason() {
+    let cluster =
+        Cluster::start(|monitor, _| monitor.start_deadline = Duration::from_secs(2)).await;
+    let id = cluster.create().await;
+    cluster.wait_for_pod(&id).await;
+    let message = "0/3 nodes are available: 3 Insufficient memory.";
+    cluster
+        .api
+        .set_pod_unschedulable(NS, &names::object_name(&id), message)
+        .unwrap();
+    let clean = cluster.wait_for(&id, EngineState::ErrorClean).await;
+    let error = clean.error.unwrap();
+    assert!(error.contains("start deadline"), "{error}");
+    assert!(
+        error.contains(&format!("Unschedulable: {message}")),
+        "{error}"
+    );
+    assert!(cluster.pod(&id).is_none() && cluster.service(&id).is_none());
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_is_the_reason_at_the_deadline() {
+    let cluster =
+        Cluster::start(|monitor, _| monitor.start_deadline = Duration::from_secs(2)).await;
+    let id = cluster.create().await;
+    cluster.wait_for_pod(&id).await;
+    cluster
+        .api
+        .set_pod_waiting(
+            NS,
+            &names::object_name(&id),
+            "ImagePullBackOff",
+            "Back-off pulling image \"apache/spark:4.0.1\"",
+        )
+        .unwrap();
+    let clean = cluster.wait_for(&id, EngineState::ErrorClean).await;
+    assert!(
+        clean
+            .error
+            .unwrap()
+            .contains("ImagePullBackOff: Back-off pulling image")
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_retried_without_corrupting_state() {
+    let cluster = Cluster::start(|_, _| {}).await;
+    // Running engine first: during the outage the cache keeps serving it.
+    let running = cluster.create().await;
+    cluster.wait_for_pod(&running).await;
+    cluster
+        .api
+        .set_pod_running(NS, &names::object_name(&running))
+        .unwrap();
+    cluster.wait_for(&running, EngineState::Running).await;
+
+    cluster.api.set_unavailable(true);
+    let created_during_outage = cluster.create().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = cluster.engines.get(&created_during_outage).await.unwrap();
+    assert!(
+        matches!(
+            waiting.state,
+            EngineState::WaitToStart | EngineState::TriggerStart
+        ),
+        "nothing moved on a failed create: {:?}",
+        waiting.state
+    );
+    assert!(
+        waiting.retries > 0 || waiting.lease.is_some(),
+        "the monitor is retrying"
+    );
+    assert_eq!(waiting.error, None);
+    let still = cluster.engines.get(&running).await.unwrap();
+    assert_eq!(
+        still.state,
+        EngineState::Running,
+        "the outage does not fail running engines"
+    );
+
+    cluster.api.set_unavailable(false);
+    cluster.wait_for_pod(&created_during_outage).await;
+    cluster
+        .api
+        .set_pod_running(NS, &names::object_name(&created_during_outage))
+        .unwrap();
+    cluster
+        .wait_for(&created_during_outage, EngineState::Running)
+        .await;
+    assert_eq!(
+        cluster.api.list(Resource::Pods).len(),
+        2,
+        "one pod per engine, none twice"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pod_stuck_terminating_is_force_deleted_without_hanging_the_monitor() {
+    let api = TestServer::builder()
+        .graceful_pod_deletion(true)
+        .start()
+        .await;
+    let cluster = Cluster::start_on(api, |_, k8s| {
+        k8s.driver.termination_grace_period_secs = Some(1);
+        k8s.force_delete_after_secs = 1;
+    })
+    .await;
+    let stuck = cluster.create().await;
+    cluster.wait_for_pod(&stuck).await;
+    cluster
+        .api
+        .set_pod_running(NS, &names::object_name(&stuck))
+        .unwrap();
+    cluster.wait_for(&stuck, EngineState::Running).await;
+
+    cluster.engines.stop(&stuck).await.unwrap();
+    cluster
+        .wait_for(&stuck, EngineState::TerminateInProgress)
+        .await;
+    assert!(
+        cluster.pod(&stuck).unwrap()["metadata"]["deletionTimestamp"].is_string(),
+        "terminating"
+    );
+    // Meanwhile the monitor keeps serving other engines.
+    let other = cluster.create().await;
+    cluster.wait_for_pod(&other).await;
+    cluster
+        .api
+        .set_pod_running(NS, &names::object_name(&other))
+        .unwrap();
+    cluster.wait_for(&other, EngineState::Running).await;
+    // The kubelet never confirms the deletion: only the monitor's delete with
+    // no grace period, once the pod is `force_delete_after_secs` past its
+    // grace period, removes it.
+    cluster.wait_for(&stuck, EngineState::Terminated).await;
+    assert!(cluster.pod(&stuck).is_none());
+    cluster.shutdown().await;
+}
+
+fn spec(version: &str) -> rucat_core::EngineSpec {
+    CreateEngineRequest::spark("direct", version)
+        .validate()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn create_adopts_an_existing_driver_pod() {
+    let api = TestServer::start().await;
+    let config = KubernetesConfig {
+        namespace: NS.into(),
+        ..KubernetesConfig::default()
+    };
+    let resources = KubernetesResourceManager::new(api.client(NS), config.clone());
+    let spec = spec("4.0.1");
+    // A monitor created the pod, then died before creating the service.
+    let pods: Api<Pod> = Api::namespaced(api.client(NS), NS);
+    let existing = pods
+        .create(&PostParams::default(), &build::driver_pod(&spec, &config))
+        .await
+        .unwrap();
+
+    resources.create(&spec).await.unwrap();
+    resources.create(&spec).await.unwrap(); // and again: still one of each
+    assert_eq!(api.list(Resource::Pods).len(), 1);
+    let services: Api<Service> = Api::namespaced(api.client(NS), NS);
+    let service = services.get(&names::object_name(&spec.id)).await.unwrap();
+    let owner = &service.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        Some(owner.uid.clone()),
+        existing.metadata.uid,
+        "the service belongs to the adopted pod"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_service_creation_removes_the_pod() {
+    let api = TestServer::start().await;
+    let config = KubernetesConfig {
+        namespace: NS.into(),
+        ..KubernetesConfig::default()
+    };
+    let resources = KubernetesResourceManager::new(api.client(NS), config);
+    let spec = spec("4.0.1");
+    api.fail_next(Verb::Create, Resource::Services, 403, "Forbidden");
+    let err = resources.create(&spec).await.unwrap_err();
+    assert!(
+        matches!(err, ResourceError::Rejected(ref m) if m.contains("Forbidden")),
+        "{err:?}"
+    );
+    assert!(
+        api.list(Resource::Pods).is_empty(),
+        "the pod of a failed create is removed"
+    );
+    assert!(api.list(Resource::Services).is_empty());
+}
+
+#[tokio::test]
+async fn delete_is_idempotent_and_status_needs_a_synced_cache() {
+    let api = TestServer::start().await;
+    let config = KubernetesConfig {
+        namespace: NS.into(),
+        ..KubernetesConfig::default()
+    };
+    api.set_unavailable(true);
+    let resources = KubernetesResourceManager::new(api.client(NS), config);
+    let id = EngineId::generate();
+    assert!(
+        matches!(
+            resources.status(&id).await,
+            Err(ResourceError::Unavailable(_))
+        ),
+        "not synced yet"
+    );
+    api.set_unavailable(false);
+    for _ in 0..200 {
+        if resources.status(&id).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(resources.status(&id).await.unwrap(), ResourceStatus::Gone);
+    resources.delete(&id).await.unwrap();
+    resources.delete(&id).await.unwrap();
+}
