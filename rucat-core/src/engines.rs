@@ -124,6 +124,11 @@ impl Engines {
         Ok(self.store.list().await?)
     }
 
+    /// The ids of all engines, oldest first; much cheaper than [`Engines::list`].
+    pub async fn list_ids(&self) -> Result<Vec<EngineId>, EngineError> {
+        Ok(self.store.list_ids().await?)
+    }
+
     pub async fn stop(&self, id: &EngineId) -> Result<(), EngineError> {
         self.act(id, Event::Stop).await
     }

@@ -114,14 +114,11 @@ pub async fn list_is_oldest_first(h: &dyn Harness) {
         let created = T0.plus(Duration::from_secs(10 - i as u64));
         store.insert(&engine(name, created)).await.unwrap();
     }
-    let listed: Vec<String> = store
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.spec.name)
-        .collect();
+    let records = store.list().await.unwrap();
+    let listed: Vec<&str> = records.iter().map(|r| r.spec.name.as_str()).collect();
     assert_eq!(listed, ["b", "a", "c"]);
+    let ids: Vec<EngineId> = records.iter().map(|r| r.id().clone()).collect();
+    assert_eq!(store.list_ids().await.unwrap(), ids, "same order as list");
 }
 
 pub async fn compare_and_swap_bumps_the_revision(h: &dyn Harness) {

@@ -44,6 +44,13 @@ pub trait Store: Send + Sync + 'static {
     /// All engines, oldest first.
     async fn list(&self) -> Result<Vec<EngineRecord>, StoreError>;
 
+    /// The ids of all engines, oldest first: all that `GET /engines` shows.
+    /// The default reads whole records; a backend that can read the ids alone
+    /// should, since decoding thousands of records is most of a list's cost.
+    async fn list_ids(&self) -> Result<Vec<EngineId>, StoreError> {
+        Ok(self.list().await?.into_iter().map(|r| r.spec.id).collect())
+    }
+
     /// Replaces the engine with `next` if its stored revision is still
     /// `expected_revision`, and returns the new revision, `expected_revision + 1`.
     /// `next.revision` is ignored. Fails with [`StoreError::Conflict`] if the

@@ -97,12 +97,10 @@ pub async fn get(
     )
 )]
 pub async fn list(State(engines): State<Engines>) -> JsonResult<Vec<EngineRef>> {
-    let records = engines.list().await?;
-    let refs = records
-        .into_iter()
-        .map(|r| EngineRef { id: r.spec.id })
-        .collect();
-    Ok(axum::Json(refs))
+    let ids = engines.list_ids().await?;
+    Ok(axum::Json(
+        ids.into_iter().map(|id| EngineRef { id }).collect(),
+    ))
 }
 
 /// The original API returns nothing for the actions: 200 with an empty body.

@@ -7,7 +7,7 @@
 //! exception: the column is the truth, and it overrides the JSON on read.
 
 use rucat_core::store::StoreError;
-use rucat_core::{EngineRecord, Timestamp};
+use rucat_core::{EngineId, EngineRecord, Timestamp};
 use rusqlite::types::ValueRef;
 
 use super::errors::unavailable;
@@ -93,6 +93,21 @@ pub(super) fn decode(row: &rusqlite::Row<'_>) -> Result<EngineRecord, StoreError
     }
     record.revision = revision;
     Ok(record)
+}
+
+/// The engine id in a row's first column, for queries that need nothing else.
+pub(super) fn decode_id(row: &rusqlite::Row<'_>) -> Result<EngineId, StoreError> {
+    match row.get_ref(0).map_err(unavailable)? {
+        ValueRef::Text(text) => {
+            let id = String::from_utf8_lossy(text);
+            id.parse()
+                .map_err(|e| corrupt(id.to_string(), format!("the id is malformed: {e}")))
+        }
+        other => Err(corrupt(
+            format!("<{}>", other.data_type()),
+            "the id is not text",
+        )),
+    }
 }
 
 fn corrupt(id: String, reason: impl Into<String>) -> StoreError {

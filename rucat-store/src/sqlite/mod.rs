@@ -19,7 +19,7 @@ use rucat_core::store::{Store, StoreError};
 use rucat_core::{EngineId, EngineRecord, Timestamp};
 use rusqlite::{Connection, params};
 
-use codec::{Encoded, decode, select_engines};
+use codec::{Encoded, decode, decode_id, select_engines};
 pub use connect::{OpenFailure, SqliteOpenError};
 use errors::{is_primary_key_violation, unavailable};
 use pool::Pool;
@@ -130,6 +130,22 @@ impl Store for SqliteStore {
                     .prepare_cached(select_engines!("ORDER BY create_time, id"))
                     .map_err(unavailable)?;
                 collect(stmt.query([]).map_err(unavailable)?)
+            })
+            .await
+    }
+
+    async fn list_ids(&self) -> Result<Vec<EngineId>, StoreError> {
+        self.pool
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT id FROM engines ORDER BY create_time, id")
+                    .map_err(unavailable)?;
+                let mut rows = stmt.query([]).map_err(unavailable)?;
+                let mut ids = Vec::new();
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    ids.push(decode_id(row)?);
+                }
+                Ok(ids)
             })
             .await
     }
