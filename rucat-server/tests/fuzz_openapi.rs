@@ -4,8 +4,11 @@
 //! delete), checking that nothing is a server error and that every status,
 //! content type, header and body is the one the document promises.
 //!
-//! Engines need no Spark here: the server runs without its embedded monitor,
-//! so created engines stay in `WaitToStart` and only the API is exercised.
+//! Engines need no Spark here. The open server runs its embedded monitor on
+//! the marker-file resource manager, whose engines are Running as soon as
+//! they are created, so the fuzzer meets engines in every stage of a quick
+//! lifecycle; the authenticated one runs no monitor, so its engines stay in
+//! `WaitToStart`.
 //! The run is bounded (`RUCAT_FUZZ_EXAMPLES` cases per operation and phase,
 //! 150 by default) and seeded (`RUCAT_FUZZ_SEED`, fixed by default so CI
 //! repeats the same cases; set another to explore). Schemathesis is installed
@@ -73,13 +76,7 @@ fn fuzz(server: &RucatProcess, dir: &Path, extra: &[&str]) -> Output {
 
 /// After a fuzz run, the HTTP metrics name routes by pattern only: no engine
 /// id, and none of the fuzzer's junk paths, became a label value.
-async fn assert_routes_are_patterns(server: &RucatProcess) {
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+fn assert_routes_are_patterns(metrics: &str) {
     let routes: Vec<&str> = metrics
         .lines()
         .filter(|line| line.starts_with("rucat_http_requests_total{"))
@@ -107,13 +104,28 @@ async fn assert_routes_are_patterns(server: &RucatProcess) {
 async fn the_open_api_keeps_the_promises_of_its_document() {
     ensure_schemathesis();
     let dir = tempfile::tempdir().unwrap();
-    let server = server(dir.path(), r#"{"embedded_monitor": false}"#);
+    let markers = dir.path().join("markers");
+    let config = serde_json::json!({
+        "resource_manager": {"Markers": {"dir": markers}},
+        "check_interval_secs": 1,
+    });
+    let server = server(dir.path(), &config.to_string());
     let output = fuzz(&server, dir.path(), &[]);
     assert!(
         output.status.success(),
         "schemathesis found failures (above)"
     );
-    assert_routes_are_patterns(&server).await;
+
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_routes_are_patterns(&metrics);
+    // The embedded monitor drove the fuzzer's engines, and said so.
+    let started = r#"rucat_engine_transitions_total{from="StartInProgress",to="Running"} "#;
+    assert!(metrics.contains(started), "{metrics}");
     assert!(server.terminate(), "the server stops cleanly after fuzzing");
 }
 
