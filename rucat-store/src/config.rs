@@ -7,6 +7,7 @@ use rucat_core::store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::sqlite::{SqliteOpenError, SqliteStore};
+use crate::surreal::{SurrealConfig, SurrealOpenError, SurrealStore};
 
 /// The `database` setting. Externally tagged, so in JSON it reads
 /// `{"Sqlite": {"path": "/var/lib/rucat/rucat.db"}}` and a new backend is a new
@@ -17,6 +18,11 @@ pub enum DatabaseConfig {
     /// A SQLite file, created if missing; every process on the host that
     /// should see the same engines names the same file.
     Sqlite { path: PathBuf },
+    /// SurrealDB: `{"Surreal": {"uri": "ws://db:8000", "credentials":
+    /// {"username": "root", "password": "…"}}}`, or an embedded `mem://` or
+    /// `surrealkv://PATH`. Every process that should see the same engines
+    /// names the same server (an embedded database belongs to one process).
+    Surreal(SurrealConfig),
 }
 
 /// The configured database could not be opened. The message names the setting
@@ -26,6 +32,9 @@ pub enum DatabaseConfig {
 pub enum OpenStoreError {
     #[error("database.Sqlite.path {}: {}", .0.path().display(), .0.reason())]
     Sqlite(SqliteOpenError),
+    /// Already names the `database.Surreal` setting at fault.
+    #[error(transparent)]
+    Surreal(SurrealOpenError),
     #[error("opening the database did not finish: {0}")]
     Interrupted(String),
 }
@@ -43,6 +52,10 @@ pub async fn open_store(config: &DatabaseConfig) -> Result<Arc<dyn Store>, OpenS
                 Err(e) => Err(OpenStoreError::Interrupted(e.to_string())),
             }
         }
+        DatabaseConfig::Surreal(config) => match SurrealStore::open(config).await {
+            Ok(store) => Ok(Arc::new(store)),
+            Err(e) => Err(OpenStoreError::Surreal(e)),
+        },
     }
 }
 

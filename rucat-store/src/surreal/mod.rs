@@ -1,0 +1,195 @@
+//! A [`Store`] on SurrealDB, embedded (`mem://`, `surrealkv://PATH`) or on a
+//! server (`ws://HOST:PORT`), with the SQLite store's semantics.
+//!
+//! Every write is a single SurrealQL statement whose `WHERE` carries the
+//! fencing revision, so SurrealDB's transaction makes check and write atomic.
+//! When a fenced write changes nothing, a follow-up read tells a missing
+//! engine from a moved-on one; either answer was true at some instant.
+
+mod codec;
+pub mod config;
+mod connect;
+mod errors;
+mod queries;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rucat_core::store::{Store, StoreError};
+use rucat_core::{EngineId, EngineRecord, Timestamp};
+use serde_json::Value;
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use codec::{decode, decode_id, encode};
+pub use config::{Password, SurrealConfig, SurrealCredentials};
+pub use connect::SurrealOpenError;
+use errors::{is_already_exists, unavailable, write_failed};
+
+/// How long one operation may take before it counts as the store being
+/// unavailable. A server that went away must not hang the monitor's loop or
+/// a request handler; the caller retries later.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Engines recorded in SurrealDB, in the `engine` table of the configured
+/// namespace and database.
+pub struct SurrealStore {
+    db: Surreal<Any>,
+    uri: String,
+}
+
+impl SurrealStore {
+    /// Connects as `config` says, signing in to a remote server and defining
+    /// namespace, database and table if they are missing.
+    pub async fn open(config: &SurrealConfig) -> Result<Self, SurrealOpenError> {
+        Ok(Self {
+            db: connect::open(config).await?,
+            uri: config.uri.clone(),
+        })
+    }
+
+    /// The URI this store was opened on.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Runs one statement with `vars` bound and returns its result rows;
+    /// errors of the database itself are returned as they are, so the caller
+    /// can classify them, and a timeout is the store being unavailable.
+    async fn rows(
+        &self,
+        statement: &'static str,
+        vars: Value,
+    ) -> Result<Result<Vec<Value>, surrealdb::Error>, StoreError> {
+        bounded(async {
+            let mut response = self.db.query(statement).bind(vars).await?;
+            response.take::<Vec<Value>>(0)
+        })
+        .await
+    }
+
+    /// [`Self::rows`] with every database error counted as unavailability.
+    async fn read(&self, statement: &'static str, vars: Value) -> Result<Vec<Value>, StoreError> {
+        self.rows(statement, vars)
+            .await?
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// Why a fenced write changed nothing: the engine is gone or has moved on.
+    async fn missing_or_conflict(&self, id: &EngineId) -> StoreError {
+        match self
+            .read(queries::REVISION, serde_json::json!({ "id": id.as_str() }))
+            .await
+        {
+            Ok(revisions) if revisions.is_empty() => StoreError::NotFound(id.clone()),
+            Ok(_) => StoreError::Conflict(id.clone()),
+            Err(e) => e,
+        }
+    }
+}
+
+async fn bounded<T>(operation: impl Future<Output = T>) -> Result<T, StoreError> {
+    tokio::time::timeout(OPERATION_TIMEOUT, operation)
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "SurrealDB: no answer within {}s",
+                OPERATION_TIMEOUT.as_secs()
+            ))
+        })
+}
+
+impl fmt::Debug for SurrealStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SurrealStore")
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decode_all(docs: &[Value]) -> Result<Vec<EngineRecord>, StoreError> {
+    docs.iter().map(decode).collect()
+}
+
+#[async_trait]
+impl Store for SurrealStore {
+    async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
+        let id = record.id();
+        let doc = encode(record, 1)?;
+        let vars = serde_json::json!({ "id": id.as_str(), "doc": doc });
+        match self.rows(queries::INSERT, vars).await? {
+            Ok(_) => Ok(()),
+            Err(e) if is_already_exists(&e) => Err(StoreError::AlreadyExists(id.clone())),
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
+
+    async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
+        let docs = self
+            .read(queries::GET, serde_json::json!({ "id": id.as_str() }))
+            .await?;
+        docs.first().map(decode).transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<EngineRecord>, StoreError> {
+        decode_all(&self.read(queries::LIST, serde_json::json!({})).await?)
+    }
+
+    async fn list_ids(&self) -> Result<Vec<EngineId>, StoreError> {
+        let docs = self.read(queries::LIST_IDS, serde_json::json!({})).await?;
+        docs.iter().map(decode_id).collect()
+    }
+
+    async fn compare_and_swap(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+    ) -> Result<u64, StoreError> {
+        let id = next.id();
+        // SurrealDB integers are i64: a revision beyond that cannot be stored
+        // and so cannot match anything.
+        let Some(new) = expected_revision
+            .checked_add(1)
+            .filter(|&n| i64::try_from(n).is_ok())
+        else {
+            return Err(self.missing_or_conflict(id).await);
+        };
+        let doc = encode(next, new)?;
+        let vars = serde_json::json!({
+            "id": id.as_str(),
+            "doc": doc,
+            "expected": expected_revision,
+        });
+        match self.rows(queries::COMPARE_AND_SWAP, vars).await? {
+            Ok(revisions) if revisions.is_empty() => Err(self.missing_or_conflict(id).await),
+            Ok(_) => Ok(new),
+            Err(e) => Err(write_failed(id, &e)),
+        }
+    }
+
+    async fn delete(&self, id: &EngineId, expected_revision: u64) -> Result<(), StoreError> {
+        if i64::try_from(expected_revision).is_err() {
+            return Err(self.missing_or_conflict(id).await);
+        }
+        let vars = serde_json::json!({ "id": id.as_str(), "expected": expected_revision });
+        match self.rows(queries::DELETE, vars).await? {
+            Ok(removed) if removed.is_empty() => Err(self.missing_or_conflict(id).await),
+            Ok(_) => Ok(()),
+            Err(e) => Err(write_failed(id, &e)),
+        }
+    }
+
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<EngineRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let vars = serde_json::json!({ "now": now.as_millis(), "limit": limit });
+        decode_all(&self.read(queries::DUE, vars).await?)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        bounded(async { self.db.health().await })
+            .await?
+            .map_err(|e| unavailable(&e))
+    }
+}
