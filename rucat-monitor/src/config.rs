@@ -191,7 +191,7 @@ mod tests {
             DEFAULT_LISTEN
         );
         let config = MonitorFileConfig::parse(r#"{"listen": "0.0.0.0:9100"}"#).unwrap();
-        assert_eq!(config.listen, "0.0.0.0:9100".parse().unwrap());
+        assert_eq!(config.listen, "0.0.0.0:9100".parse::<SocketAddr>().unwrap());
         let err = MonitorFileConfig::parse(r#"{"listen": "nowhere"}"#).unwrap_err();
         assert!(err.contains("socket address"), "{err}");
     }

@@ -126,7 +126,7 @@ async fn watch_monitor(monitor: Option<JoinHandle<()>>, stop: watch::Sender<bool
             // stop was asked for, so ask the flag itself: a monitor that
             // ended without panicking once a stop was asked for stopped as asked.
             if ended.is_ok() && *stop.borrow() {
-                tracing::info!("the embedded monitor stopped");
+                tracing::info!("stopping the embedded monitor");
                 return true;
             }
             tracing::error!(panicked = ended.is_err(), "the embedded monitor stopped unexpectedly; shutting down");
