@@ -80,7 +80,10 @@ mod tests {
     #[test]
     fn defaults_without_any_config() {
         let settings = resolve(FileConfig::default(), &Cli::default());
-        assert_eq!(settings.listen, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(
+            settings.listen,
+            "127.0.0.1:3000".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(settings.data_dir, Path::new("./rucat-data"));
         assert_eq!(settings.database, sqlite("./rucat-data/rucat.db"));
         assert_eq!(work_dir(&settings), Path::new("./rucat-data/engines"));
@@ -100,7 +103,10 @@ mod tests {
         )
         .unwrap();
         let settings = resolve(file, &Cli::default());
-        assert_eq!(settings.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(
+            settings.listen,
+            "0.0.0.0:8080".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(settings.data_dir, Path::new("/data"));
         assert_eq!(settings.database, sqlite("/db/r.db"));
         assert_eq!(work_dir(&settings), Path::new("/work"));
@@ -128,7 +134,10 @@ mod tests {
     fn flags_override_the_file() {
         let file = parse(r#"{"listen": "0.0.0.0:8080", "data_dir": "/data"}"#).unwrap();
         let settings = resolve(file, &cli(Some("127.0.0.1:0"), Some("/flag")));
-        assert_eq!(settings.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(
+            settings.listen,
+            "127.0.0.1:0".parse::<SocketAddr>().unwrap()
+        );
         assert_eq!(settings.data_dir, Path::new("/flag"));
         assert_eq!(settings.database, sqlite("/flag/rucat.db"));
     }
@@ -136,7 +145,7 @@ mod tests {
     #[test]
     fn flags_alone_override_the_defaults() {
         let settings = resolve(FileConfig::default(), &cli(Some("[::1]:9000"), None));
-        assert_eq!(settings.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(settings.listen, "[::1]:9000".parse::<SocketAddr>().unwrap());
         assert_eq!(settings.data_dir, Path::new("./rucat-data"));
         let settings = resolve(FileConfig::default(), &cli(None, Some("d")));
         assert_eq!(settings.listen, DEFAULT_LISTEN);
