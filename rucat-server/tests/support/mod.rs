@@ -1,1 +1,4 @@
+// Each test binary that includes this uses only part of it.
+#![allow(dead_code)]
+
 pub mod processes;

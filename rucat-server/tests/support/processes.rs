@@ -3,7 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
 /// A rucat binary running as a child process, SIGKILLed if dropped while alive.
@@ -11,22 +12,33 @@ pub struct RucatProcess {
     child: Child,
     /// The base URL it listens on, for servers.
     pub url: Option<String>,
+    /// Whether it has written a panic message to stderr.
+    panicked: Arc<AtomicBool>,
 }
 
 impl RucatProcess {
     /// Starts `rucat-server` with `args` on a port of its choosing and waits
     /// until it says where it listens.
     pub fn server(args: &[&str]) -> Self {
+        Self::server_logging(args, "info")
+    }
+
+    /// [`RucatProcess::server`] with `RUST_LOG=log_filter`, which must let
+    /// `rucat_server`'s info lines through (the address is one).
+    pub fn server_logging(args: &[&str], log_filter: &str) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rucat-server"));
         command.args(["--listen", "127.0.0.1:0"]).args(args);
-        let mut child = spawn(command);
+        let mut child = spawn(command, log_filter);
         let stderr = child.stderr.take().expect("piped stderr");
         let (found, url) = mpsc::channel();
+        let panicked = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&panicked);
         // Keep draining stderr after the address shows up, so the server
         // never blocks on a full pipe; echo it for the test's output.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[rucat-server] {line}");
+                note_panic(&line, &seen);
                 if let Some(at) = line.find("listening on http://") {
                     let _ = found.send(line[at + "listening on ".len()..].trim().to_owned());
                 }
@@ -38,22 +50,52 @@ impl RucatProcess {
         Self {
             child,
             url: Some(url),
+            panicked,
         }
     }
 
     /// Starts `rucat-monitor` with `args`, building it first: it belongs to
     /// another package, so cargo does not build it for this one's tests.
     pub fn monitor(args: &[&str]) -> Self {
+        Self::monitor_logging(args, "info")
+    }
+
+    /// [`RucatProcess::monitor`] with `RUST_LOG=log_filter`.
+    pub fn monitor_logging(args: &[&str], log_filter: &str) -> Self {
         let mut command = Command::new(monitor_binary());
         command.args(args);
-        let mut child = spawn(command);
+        let mut child = spawn(command, log_filter);
         let stderr = child.stderr.take().expect("piped stderr");
+        let panicked = Arc::new(AtomicBool::new(false));
+        let seen = Arc::clone(&panicked);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[rucat-monitor] {line}");
+                note_panic(&line, &seen);
             }
         });
-        Self { child, url: None }
+        Self {
+            child,
+            url: None,
+            panicked,
+        }
+    }
+
+    /// Whether the process has reported a panic so far, in any thread or task.
+    pub fn panicked(&self) -> bool {
+        self.panicked.load(Ordering::SeqCst)
+    }
+
+    /// A handle that keeps telling whether the process panicked after it is
+    /// gone (its stderr may still be draining).
+    pub fn panic_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.panicked)
+    }
+
+    /// SIGKILL, as a crash would, and reap.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -88,9 +130,17 @@ impl Drop for RucatProcess {
     }
 }
 
-fn spawn(mut command: Command) -> Child {
+/// Rust's panic hook reports every panic, caught ones in tasks included, as
+/// `thread '…' panicked at <location>`.
+fn note_panic(line: &str, panicked: &AtomicBool) {
+    if line.contains(" panicked at ") {
+        panicked.store(true, Ordering::SeqCst);
+    }
+}
+
+fn spawn(mut command: Command, log_filter: &str) -> Child {
     command
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -98,7 +148,13 @@ fn spawn(mut command: Command) -> Child {
         .expect("start a rucat binary")
 }
 
+/// Built once per test binary: chaos tests start monitors over and over.
 fn monitor_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(build_monitor).clone()
+}
+
+fn build_monitor() -> PathBuf {
     let server = Path::new(env!("CARGO_BIN_EXE_rucat-server"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let release = server.parent().is_some_and(|dir| dir.ends_with("release"));
