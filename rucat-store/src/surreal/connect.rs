@@ -96,12 +96,26 @@ pub(super) async fn open(config: &SurrealConfig) -> Result<Surreal<Any>, Surreal
 
 async fn open_unbounded(config: &SurrealConfig) -> Result<Surreal<Any>, SurrealOpenError> {
     let uri = &config.uri;
-    let db = any::connect(uri.as_str())
-        .await
-        .map_err(|e| SurrealOpenError::Connect {
-            uri: uri.clone(),
-            reason: e.to_string(),
-        })?;
+    let db = loop {
+        match any::connect(uri.as_str()).await {
+            Ok(db) => break db,
+            // A SurrealKV directory is locked by its one open handle, and a
+            // dropped handle closes in the background: a store reopened in
+            // the same process (or right after its previous owner exited)
+            // waits for it, within OPEN_TIMEOUT.
+            Err(e)
+                if uri.starts_with("surrealkv://") && e.to_string().contains("already locked") =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                return Err(SurrealOpenError::Connect {
+                    uri: uri.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    };
     if is_remote(uri) {
         let credentials = config
             .credentials
