@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rucat_core::engine::{Configs, EngineId, EngineSpec, EngineType};
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager};
-use rucat_core::resource::{ResourceError, ResourceManager, ResourceStatus};
+use rucat_core::resource::{ChangeSink, ResourceError, ResourceManager, ResourceStatus};
 
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -128,6 +128,8 @@ async fn query(endpoint: &str) -> String {
 async fn an_engine_serves_queries_is_adopted_and_deleted() {
     let work = tempfile::tempdir().unwrap();
     let manager = manager(work.path()).await;
+    let (sink, mut changes) = ChangeSink::channel(8);
+    manager.subscribe(sink);
     let spec = spec(manager.spark_version(), &[]);
     let dir = manager.engine_dir(&spec.id);
 
@@ -139,9 +141,14 @@ async fn an_engine_serves_queries_is_adopted_and_deleted() {
         .unwrap()
         .expect("a recorded pid");
     let _cleanup = KillOnPanic(pid);
-    let status = settle(&manager, &spec.id, START_TIMEOUT).await;
+    let changed = tokio::time::timeout(START_TIMEOUT, changes.recv()).await;
+    assert_eq!(
+        changed.expect("readiness is reported").as_ref(),
+        Some(&spec.id)
+    );
+    let status = manager.status(&spec.id).await.unwrap();
     let ResourceStatus::Running { endpoint } = status else {
-        panic!("expected Running, got {status:?}");
+        panic!("reported ready but {status:?}");
     };
     eprintln!("Running at {endpoint} after {:?}", started.elapsed());
 

@@ -13,6 +13,7 @@
 //! to another program is never adopted or signalled.
 
 mod process;
+mod ready;
 mod setup;
 mod spark;
 mod workdir;
@@ -31,9 +32,10 @@ use tokio::process::Child;
 use tokio::sync::watch;
 
 use self::process::{Exit, Leader};
+use self::ready::Readiness;
 use self::setup::SparkInstall;
 use self::workdir::{EngineDir, ProcessRecord};
-use super::{ResourceError, ResourceManager, ResourceStatus};
+use super::{ChangeSink, ResourceError, ResourceManager, ResourceStatus};
 use crate::engine::{EngineId, EngineSpec};
 
 pub use self::setup::LocalSetupError;
@@ -89,6 +91,8 @@ pub struct LocalResourceManager {
     /// Exit watches of the engines this process started, so that a status or
     /// delete right after an exit can wait for the exit status to be recorded.
     reapers: Mutex<HashMap<EngineId, watch::Receiver<bool>>>,
+    /// Monitors to tell when an engine this process started becomes ready.
+    readiness: Readiness,
 }
 
 impl LocalResourceManager {
@@ -108,6 +112,7 @@ impl LocalResourceManager {
             config,
             spark,
             reapers: Mutex::new(HashMap::new()),
+            readiness: Readiness::default(),
         })
     }
 
@@ -205,6 +210,9 @@ impl LocalResourceManager {
             return Err(unavailable("cannot record the engine's process")(e));
         }
         tracing::info!(engine = %spec.id, pid, port, "started Spark Connect server");
+        if let Some(exited) = self.reapers().get(&spec.id).cloned() {
+            self.readiness.watch(spec.id.clone(), port, exited);
+        }
         Ok(())
     }
 
@@ -399,6 +407,12 @@ impl ResourceManager for LocalResourceManager {
         self.reapers().remove(id);
         tracing::info!(engine = %id, "deleted engine");
         Ok(())
+    }
+
+    /// Engines this process starts are reported the moment their port
+    /// accepts connections (or their process ends).
+    fn subscribe(&self, sink: ChangeSink) {
+        self.readiness.subscribe(sink);
     }
 }
 
