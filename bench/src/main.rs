@@ -1,0 +1,91 @@
+//! `rucat-bench`: rucat's benchmarks. `bench/run` builds the release binaries
+//! and runs `rucat-bench report`, which prints one table; the other
+//! subcommands are the pieces it runs in processes of their own.
+
+mod burst;
+mod control_plane;
+mod idle;
+mod overhead;
+mod procs;
+mod report;
+mod rest;
+mod rss;
+mod spark;
+mod table;
+mod watched;
+mod wrk;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use control_plane::StoreKind;
+
+#[derive(Parser)]
+#[command(about = "Rucat's benchmarks (run them with bench/run)")]
+struct Args {
+    #[command(subcommand)]
+    command: Benchmark,
+}
+
+#[derive(Subcommand)]
+enum Benchmark {
+    /// Every benchmark and its baseline; prints the summary table.
+    Report {
+        /// Where the release `rucat-server` and `rucat-monitor` are.
+        #[arg(long)]
+        bin_dir: PathBuf,
+        /// Smaller sizes, to check that everything runs.
+        #[arg(long)]
+        quick: bool,
+        /// Leave out the local Spark benchmark (d).
+        #[arg(long)]
+        no_spark: bool,
+    },
+    /// a: create → Running latency; prints JSON.
+    Overhead {
+        #[arg(long, value_enum)]
+        store: StoreKind,
+        #[arg(long, default_value_t = 1000)]
+        engines: usize,
+    },
+    /// b: a burst of creates until all are Running; prints JSON.
+    Burst {
+        #[arg(long, value_enum)]
+        store: StoreKind,
+        #[arg(long, default_value_t = 10_000)]
+        engines: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Benchmark::Report {
+            bin_dir,
+            quick,
+            no_spark,
+        } => {
+            let scale = if quick {
+                report::Scale::QUICK
+            } else {
+                report::Scale::FULL
+            };
+            let table = report::run(report::Options {
+                bin_dir,
+                scale,
+                spark: !no_spark,
+            })
+            .await?;
+            print!("{table}");
+        }
+        Benchmark::Overhead { store, engines } => {
+            let result = overhead::run(store, engines).await?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        Benchmark::Burst { store, engines } => {
+            let result = burst::run(store, engines).await?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+    }
+    Ok(())
+}

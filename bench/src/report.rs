@@ -1,0 +1,170 @@
+//! `rucat-bench report`: every benchmark with its baseline, in one run, as
+//! one table. Burst and overhead runs each get a process of their own, so
+//! peak memory is theirs alone and no run inherits another's garbage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::burst::Burst;
+use crate::overhead::Overhead;
+use crate::procs::{Binaries, run_json};
+use crate::table::{self, Row};
+use crate::{idle, rest, spark};
+
+/// How big a run is.
+pub struct Scale {
+    pub overhead_engines: usize,
+    pub burst_engines: usize,
+    pub wrk_duration: Duration,
+    pub spark_rounds: usize,
+}
+
+impl Scale {
+    /// The sizes the issue asks for.
+    pub const FULL: Scale = Scale {
+        overhead_engines: 1000,
+        burst_engines: 10_000,
+        wrk_duration: Duration::from_secs(10),
+        spark_rounds: 2,
+    };
+    /// A smoke run of every code path in well under a minute (plus Spark).
+    pub const QUICK: Scale = Scale {
+        overhead_engines: 100,
+        burst_engines: 1000,
+        wrk_duration: Duration::from_secs(2),
+        spark_rounds: 1,
+    };
+}
+
+pub struct Options {
+    pub bin_dir: PathBuf,
+    pub scale: Scale,
+    pub spark: bool,
+}
+
+pub async fn run(options: Options) -> anyhow::Result<String> {
+    let bins = Binaries {
+        dir: options.bin_dir,
+    };
+    let scale = options.scale;
+    let work = tempfile::Builder::new().prefix("rucat-bench-").tempdir()?;
+    let mut rows = Vec::new();
+
+    progress(format!(
+        "a. create → Running, {} engines",
+        scale.overhead_engines
+    ));
+    let engines = scale.overhead_engines.to_string();
+    let sqlite: Overhead = run_json(&["overhead", "--store", "sqlite", "--engines", &engines])?;
+    let surreal: Overhead = run_json(&["overhead", "--store", "surreal", "--engines", &engines])?;
+    let memory: Overhead = run_json(&["overhead", "--store", "memory", "--engines", &engines])?;
+    for (store, overhead) in [("SQLite", &sqlite), ("SurrealKV", &surreal)] {
+        rows.push(Row {
+            figure: format!("a. create→Running p50 ({store})"),
+            value: ms(overhead.p50_ms),
+            baseline: format!("{} in-memory store", ms(memory.p50_ms)),
+            ratio: overhead.p50_ms / memory.p50_ms,
+            goal: "≤ 10 ms",
+            met: Some(overhead.p50_ms <= 10.0),
+        });
+        rows.push(Row {
+            figure: format!("a. create→Running p99 ({store})"),
+            value: ms(overhead.p99_ms),
+            baseline: format!("{} in-memory store", ms(memory.p99_ms)),
+            ratio: overhead.p99_ms / memory.p99_ms,
+            goal: "–",
+            met: None,
+        });
+    }
+
+    progress(format!("b. burst of {} engines", scale.burst_engines));
+    let engines = scale.burst_engines.to_string();
+    let sqlite: Burst = run_json(&["burst", "--store", "sqlite", "--engines", &engines])?;
+    let memory: Burst = run_json(&["burst", "--store", "memory", "--engines", &engines])?;
+    rows.push(Row {
+        figure: format!("b. burst {} → all Running (SQLite)", scale.burst_engines),
+        value: format!("{:.2} s", sqlite.secs),
+        baseline: format!("{:.2} s in-memory store", memory.secs),
+        ratio: sqlite.secs / memory.secs,
+        goal: "≤ 20 s",
+        met: Some(sqlite.secs <= 20.0),
+    });
+    rows.push(Row {
+        figure: "b. burst peak RSS (SQLite)".into(),
+        value: mb(sqlite.peak_rss_mb),
+        baseline: format!("{} in-memory store", mb(memory.peak_rss_mb)),
+        ratio: sqlite.peak_rss_mb / memory.peak_rss_mb,
+        goal: "≤ 64 MB",
+        met: Some(sqlite.peak_rss_mb <= 64.0),
+    });
+
+    progress("c. REST throughput with wrk".into());
+    let rest = rest::run(&bins, work.path(), scale.wrk_duration).await?;
+    for (figure, pair) in [
+        ("c. GET /engine/{id} req/s", &rest.get_engine),
+        ("c. GET /engines (1000 engines) req/s", &rest.list_engines),
+    ] {
+        rows.push(Row {
+            figure: figure.into(),
+            value: rps(pair.rucat),
+            baseline: format!("{} bare axum", rps(pair.bare)),
+            ratio: pair.rucat / pair.bare,
+            goal: "≥ 0.50 of bare",
+            met: Some(pair.rucat >= 0.5 * pair.bare),
+        });
+    }
+    rows.push(Row {
+        figure: "c. POST /engine req/s (durable SQLite)".into(),
+        value: rps(rest.create.rucat),
+        baseline: format!("{} bare axum", rps(rest.create.bare)),
+        ratio: rest.create.rucat / rest.create.bare,
+        goal: "≥ 3,000/s",
+        met: Some(rest.create.rucat >= 3000.0),
+    });
+
+    if options.spark {
+        progress("d. local Spark engine to its first query".into());
+        let first = spark::run(&bins, work.path(), scale.spark_rounds).await?;
+        rows.push(Row {
+            figure: "d. local Spark: first query answered".into(),
+            value: format!("{:.2} s", first.rucat_secs),
+            baseline: format!("{:.2} s bare spark-submit", first.bare_secs),
+            ratio: first.rucat_secs / first.bare_secs,
+            goal: "–",
+            met: None,
+        });
+    }
+
+    progress("e. idle memory".into());
+    let idle = idle::run(&bins, work.path())?;
+    for (figure, value) in [
+        ("e. idle RSS rucat-server", idle.server_mb),
+        ("e. idle RSS rucat-monitor", idle.monitor_mb),
+    ] {
+        rows.push(Row {
+            figure: figure.into(),
+            value: mb(value),
+            baseline: format!("{} bare axum", mb(idle.bare_mb)),
+            ratio: value / idle.bare_mb,
+            goal: "–",
+            met: None,
+        });
+    }
+    Ok(table::render(&rows))
+}
+
+fn progress(what: String) {
+    eprintln!("rucat-bench: {what}");
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.2} ms")
+}
+
+fn mb(v: f64) -> String {
+    format!("{v:.1} MB")
+}
+
+fn rps(v: f64) -> String {
+    format!("{v:.0}/s")
+}

@@ -1,0 +1,85 @@
+//! The one summary table: each figure beside the baseline measured in the
+//! same run, their ratio, and the goal it is held against.
+
+use std::fmt::Write;
+
+pub struct Row {
+    pub figure: String,
+    pub value: String,
+    pub baseline: String,
+    /// value / baseline.
+    pub ratio: f64,
+    pub goal: &'static str,
+    /// `None` where there is no goal.
+    pub met: Option<bool>,
+}
+
+/// A Markdown table, readable as is in a terminal.
+pub fn render(rows: &[Row]) -> String {
+    let header = ["figure", "value", "baseline", "ratio", "goal", "met?"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.figure.clone(),
+                r.value.clone(),
+                r.baseline.clone(),
+                format!("{:.2}", r.ratio),
+                r.goal.to_owned(),
+                match r.met {
+                    Some(true) => "yes".to_owned(),
+                    Some(false) => "NO".to_owned(),
+                    None => "–".to_owned(),
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[String]| {
+        out.push('|');
+        for (cell, width) in cells.iter().zip(widths) {
+            let pad = width - cell.chars().count();
+            let _ = write!(out, " {cell}{} |", " ".repeat(pad));
+        }
+        out.push('\n');
+    };
+    line(&mut out, &header.map(str::to_owned));
+    line(&mut out, &widths.map(|w| "-".repeat(w)));
+    for row in &cells {
+        line(&mut out, row);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let rows = [Row {
+            figure: "p50".into(),
+            value: "1.00 ms".into(),
+            baseline: "0.50 ms".into(),
+            ratio: 2.0,
+            goal: "≤ 10 ms",
+            met: Some(true),
+        }];
+        let table = render(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count())
+        );
+        assert!(lines[2].contains("| 2.00  |") || lines[2].contains("| 2.00 |"));
+        assert!(lines[2].contains("yes"));
+    }
+}
