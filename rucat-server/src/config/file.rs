@@ -234,8 +234,12 @@ mod tests {
                 "check_interval_secs: invalid value",
             ),
             (
+                r#"{"database": {"Postgres": {}}}"#,
+                "database: unknown variant `Postgres`",
+            ),
+            (
                 r#"{"database": {"Surreal": {}}}"#,
-                "database: unknown variant `Surreal`",
+                "database: missing field `uri`",
             ),
             (
                 r#"{"database": {"Sqlite": {}}}"#,
