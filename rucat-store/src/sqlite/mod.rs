@@ -111,9 +111,8 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
-        let id = id.clone();
         self.pool
-            .read(move |conn| {
+            .read_here(|conn| {
                 let mut stmt = conn
                     .prepare_cached(select_engines!("WHERE id = ?1"))
                     .map_err(unavailable)?;
