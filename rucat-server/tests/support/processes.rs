@@ -159,6 +159,23 @@ fn build_monitor() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let release = server.parent().is_some_and(|dir| dir.ends_with("release"));
     let mut build = Command::new(cargo);
+    // Cargo describes this test's own package in the environment; ring's
+    // build script reruns when those variables change, so passing them on
+    // would rebuild ring and all that uses it (about a minute here) whenever
+    // a test's build and a shell's build take turns.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let about_this_package = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
+            );
+        if about_this_package {
+            build.env_remove(name.as_ref());
+        }
+    }
     build.args([
         "build",
         "--quiet",
