@@ -1,6 +1,7 @@
 //! The processes under test: servers without embedded monitors and monitors
-//! in separate processes, all sharing one SQLite file and one marker
-//! directory, and the chaos that SIGKILLs monitors and starts them again.
+//! in separate processes, all sharing one store (a SQLite file, or a
+//! SurrealDB server) and one marker directory, and the chaos that SIGKILLs
+//! monitors and starts them again.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::rng::Rng;
 use crate::support::processes::RucatProcess;
@@ -31,19 +32,29 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `servers` servers and `monitors` monitors on `data_dir`, with
     /// monitors that check every second and whose leases last `lease_secs`.
-    pub fn start(data_dir: &Path, servers: usize, monitors: usize, lease_secs: u64) -> Self {
+    /// They share `database` (a `database` config value), or without one the
+    /// default SQLite file in `data_dir`.
+    pub fn start(
+        data_dir: &Path,
+        database: Option<Value>,
+        servers: usize,
+        monitors: usize,
+        lease_secs: u64,
+    ) -> Self {
         let marker_dir = data_dir.join("markers");
+        // The test reads it from the start, before a monitor may have made it.
+        std::fs::create_dir_all(&marker_dir).expect("create the marker directory");
         let resource_manager = json!({"Markers": {"dir": marker_dir}});
+        let mut server = json!({"embedded_monitor": false, "resource_manager": resource_manager});
+        let mut monitor = json!({"check_interval_secs": 1, "lease_secs": lease_secs, "resource_manager": resource_manager});
+        if let Some(database) = database {
+            server["database"] = database.clone();
+            monitor["database"] = database;
+        }
         let server_config = data_dir.join("server.json");
         let monitor_config = data_dir.join("monitor.json");
-        write_json(
-            &server_config,
-            json!({"embedded_monitor": false, "resource_manager": resource_manager}),
-        );
-        write_json(
-            &monitor_config,
-            json!({"check_interval_secs": 1, "lease_secs": lease_secs, "resource_manager": resource_manager}),
-        );
+        write_json(&server_config, server);
+        write_json(&monitor_config, monitor);
         let data_dir = data_dir.to_str().expect("a UTF-8 temp dir");
         let server_args = [
             "--data-dir",
@@ -210,6 +221,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn write_json(path: &Path, value: serde_json::Value) {
+fn write_json(path: &Path, value: Value) {
     std::fs::write(path, value.to_string()).expect("write a config file");
 }

@@ -1,6 +1,7 @@
-//! Chaos: two servers and three monitors on one SQLite file, monitors killed
+//! Chaos: two servers and three monitors sharing one store, monitors killed
 //! with SIGKILL at random and started again, while 300 engines are created,
-//! stopped, restarted and deleted at random through both servers.
+//! stopped, restarted and deleted at random through both servers. It runs
+//! once on a SQLite file and once on a real SurrealDB server.
 //!
 //! The resource manager is `Markers` (`rucat_core::resource::marker`): it
 //! creates instantly and records every creation in files that outlive the
@@ -13,6 +14,9 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+#[allow(dead_code)]
+#[path = "../../../rucat-store/tests/support/surreal_server.rs"]
+mod surreal_server;
 
 mod api;
 mod cluster;
@@ -23,11 +27,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use api::{Api, Seen};
 use cluster::Cluster;
 use rng::Rng;
 use rucat_core::EngineId;
+use serde_json::{Value, json};
+use surreal_server::{PASS, Storage, SurrealServer, USER, unique_database};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use walk::{Settled, Walked};
@@ -46,11 +52,28 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(180);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engines_survive_monitors_killed_at_random() {
+    let data = tempfile::tempdir().unwrap();
+    chaos(data.path(), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engines_survive_monitors_killed_at_random_on_surrealdb() {
+    let data = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(Storage::SurrealKv(data.path().join("surreal")));
+    let database = json!({"Surreal": {
+        "uri": surreal.uri(),
+        "credentials": {"username": USER, "password": PASS},
+        "database": unique_database("chaos"),
+    }});
+    chaos(data.path(), Some(database)).await;
+}
+
+/// The whole run on `database` (see [`Cluster::start`]).
+async fn chaos(data: &std::path::Path, database: Option<Value>) {
     let seed = rng::seed();
     eprintln!("chaos seed {seed} (replay the choices with CHAOS_SEED={seed})");
-    let data = tempfile::tempdir().unwrap();
     let set_up = Instant::now();
-    let cluster = Cluster::start(data.path(), SERVERS, MONITORS, LEASE_SECS);
+    let cluster = Cluster::start(data, database, SERVERS, MONITORS, LEASE_SECS);
     let api = Api::new(cluster.urls());
 
     let set_up = set_up.elapsed();
@@ -102,7 +125,10 @@ async fn walk_all(api: Api, cluster: &Cluster, seed: u64) -> anyhow::Result<Vec<
         let (api, dir) = (api.clone(), cluster.marker_dir.clone());
         let (engine_seed, steps) = (rng.next_u64(), 1 + rng.below(MAX_STEPS) as usize);
         walks.spawn(async move {
-            let walked = walk::walk(api, dir, format!("chaos-{i}"), engine_seed, steps).await;
+            let name = format!("chaos-{i}");
+            let walked = walk::walk(api, dir, name.clone(), engine_seed, steps)
+                .await
+                .with_context(|| format!("walking {name}"));
             drop(permit);
             walked
         });

@@ -276,5 +276,10 @@ fn expect_state(state: &str, expected: &[&str]) -> anyhow::Result<()> {
 
 pub async fn read_records(dir: &Path) -> anyhow::Result<MarkerRecords> {
     let dir = dir.to_owned();
-    Ok(tokio::task::spawn_blocking(move || MarkerRecords::read(&dir)).await??)
+    let read = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || MarkerRecords::read(&dir)
+    });
+    read.await?
+        .with_context(|| format!("reading the marker directory {}", dir.display()))
 }
