@@ -6,6 +6,7 @@
 //! Nothing here talks to a database or to Kubernetes; those backends live in
 //! `rucat-store` and `rucat-k8s` and plug in through the traits.
 
+pub mod change;
 pub mod engine;
 pub mod engines;
 pub mod metrics;
@@ -18,11 +19,12 @@ pub mod state;
 pub mod store;
 pub mod time;
 
+pub use change::{Change, ChangeSink, ChangeSinks};
 pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
 pub use engines::{EngineError, Engines, WaitError};
 pub use monitor::{Monitor, MonitorConfig};
 pub use request::{CreateEngineRequest, ValidationError};
-pub use resource::{ChangeSink, ResourceError, ResourceManager, ResourceStatus};
+pub use resource::{ResourceError, ResourceManager, ResourceStatus};
 pub use state::{EngineState, Event, Transition};
 pub use store::{Store, StoreError};
 pub use time::Timestamp;

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rucat_core::Change;
 use rucat_core::engine::{Configs, EngineId, EngineSpec, EngineType};
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager};
 use rucat_core::resource::{ChangeSink, ResourceError, ResourceManager, ResourceStatus};
@@ -142,10 +143,10 @@ async fn an_engine_serves_queries_is_adopted_and_deleted() {
         .expect("a recorded pid");
     let _cleanup = KillOnPanic(pid);
     let changed = tokio::time::timeout(START_TIMEOUT, changes.recv()).await;
-    assert_eq!(
-        changed.expect("readiness is reported").as_ref(),
-        Some(&spec.id)
-    );
+    match changed.expect("readiness is reported") {
+        Some(Change::Resource(id)) => assert_eq!(id, spec.id),
+        other => panic!("expected the engine's readiness, got {other:?}"),
+    }
     let status = manager.status(&spec.id).await.unwrap();
     let ResourceStatus::Running { endpoint } = status else {
         panic!("reported ready but {status:?}");

@@ -424,3 +424,31 @@ async fn two_monitors_start_each_engine_once() {
     first.shutdown().await;
     second.shutdown().await;
 }
+
+/// With the store's change feed, new work is taken up at once: this monitor
+/// reads its due list only every hour, and nothing wakes it but the feed.
+#[tokio::test]
+async fn the_store_feed_wakes_the_monitor_long_before_its_interval() {
+    let store = Arc::new(MemoryStore::new());
+    let cfg = MonitorConfig {
+        check_interval: Duration::from_secs(3600),
+        ..config("feed")
+    };
+    let monitor = Running::start(Monitor::new(
+        store.clone(),
+        Arc::new(InstantResourceManager::new()),
+        cfg,
+    ));
+    let engines = Engines::new(store.clone());
+    let first = engines.create(request("first")).await.unwrap();
+    wait_for(&engines, &first, EngineState::Running).await;
+    // Long enough for the reads that follow the first engine's passes: the
+    // next engine can only be found through the feed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let second = engines.create(request("second")).await.unwrap();
+    wait_for(&engines, &second, EngineState::Running).await;
+    engines.stop(&second).await.unwrap();
+    wait_for(&engines, &second, EngineState::Terminated).await;
+    monitor.shutdown().await;
+}

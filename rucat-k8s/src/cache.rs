@@ -8,15 +8,15 @@
 //! engines — and it tells the monitors which engine changed, so they act on a
 //! pod event at once instead of at their next check.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use rucat_core::ChangeSink;
+use rucat_core::{ChangeSink, ChangeSinks};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -26,7 +26,7 @@ pub struct DriverPods {
     store: Store<Pod>,
     namespace: String,
     synced: Arc<AtomicBool>,
-    sinks: Arc<Mutex<Vec<ChangeSink>>>,
+    sinks: ChangeSinks,
     task: JoinHandle<()>,
 }
 
@@ -35,11 +35,11 @@ impl DriverPods {
     pub fn start(api: Api<Pod>, namespace: &str) -> Self {
         let (store, writer) = reflector::store();
         let synced = Arc::new(AtomicBool::new(false));
-        let sinks: Arc<Mutex<Vec<ChangeSink>>> = Arc::default();
+        let sinks = ChangeSinks::default();
         let config = watcher::Config::default().labels(&names::driver_selector());
         let events = watcher(api, config).default_backoff().reflect(writer);
         let task = tokio::spawn({
-            let (synced, sinks) = (Arc::clone(&synced), Arc::clone(&sinks));
+            let (synced, sinks) = (Arc::clone(&synced), sinks.clone());
             async move {
                 let mut events = std::pin::pin!(events);
                 while let Some(event) = events.next().await {
@@ -78,7 +78,7 @@ impl DriverPods {
     }
 
     pub fn subscribe(&self, sink: ChangeSink) {
-        lock(&self.sinks).push(sink);
+        self.sinks.add(sink);
     }
 }
 
@@ -88,7 +88,7 @@ impl Drop for DriverPods {
     }
 }
 
-fn on_event(event: &watcher::Event<Pod>, synced: &AtomicBool, sinks: &Mutex<Vec<ChangeSink>>) {
+fn on_event(event: &watcher::Event<Pod>, synced: &AtomicBool, sinks: &ChangeSinks) {
     let pod = match event {
         watcher::Event::Apply(pod)
         | watcher::Event::Delete(pod)
@@ -103,9 +103,5 @@ fn on_event(event: &watcher::Event<Pod>, synced: &AtomicBool, sinks: &Mutex<Vec<
     let Some(id) = pod.metadata.name.as_deref().and_then(names::engine_of) else {
         return;
     };
-    lock(sinks).retain(|sink| sink.changed(&id));
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+    sinks.changed(&id);
 }

@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let mut telemetry = Telemetry::new(store.clone());
     let lifecycle = Arc::new(MonitorMetrics::register(telemetry.registry_mut()));
     let http_metrics = HttpMetrics::register(telemetry.registry_mut());
-    let mut engines = Engines::new(store.clone()).with_metrics(Arc::clone(&lifecycle));
+    let engines = Engines::new(store.clone()).with_metrics(Arc::clone(&lifecycle));
 
     // Everything stops when this turns true: on a signal, or if the
     // embedded monitor dies (a server without it would accept engines that
@@ -61,8 +61,8 @@ async fn main() -> anyhow::Result<()> {
             check_interval: settings.check_interval,
             ..MonitorConfig::default()
         };
+        // The store's change feed tells it of every API write at once.
         let monitor = Monitor::new(store, resources, config).with_metrics(lifecycle);
-        engines = engines.with_waker(monitor.waker());
         Some(tokio::spawn(monitor.run(stopped())))
     } else {
         None

@@ -6,6 +6,12 @@
 //! compare-and-swap (see [`reconcile`]), so exactly one monitor acts on an
 //! engine at a time, a stale monitor's writes are refused, and the engines of
 //! a monitor that died are taken over once its leases expire.
+//!
+//! A monitor reads the store's due list every check interval, and at once
+//! whenever one of its passes ends. Between reads it listens to the change
+//! feeds of its store and resource manager (see [`crate::change`]), so new
+//! work and resource events are acted on within milliseconds where a feed
+//! exists; the scheduled reads catch whatever a feed missed.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,11 +20,13 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::change::{Change, ChangeSink};
 use crate::engine::{EngineId, EngineRecord};
 use crate::metrics::MonitorMetrics;
-use crate::resource::{ChangeSink, ResourceManager};
+use crate::resource::ResourceManager;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -55,7 +63,9 @@ impl Default for MonitorConfig {
 pub struct Monitor {
     reconciler: Reconciler,
     wake: Arc<Notify>,
-    changes: mpsc::Receiver<EngineId>,
+    changes: mpsc::Receiver<Change>,
+    /// Given to the store when the monitor runs (see [`Store::subscribe`]).
+    sink: ChangeSink,
 }
 
 /// How many reported changes may wait before further ones are dropped (the
@@ -69,7 +79,7 @@ impl Monitor {
         config: MonitorConfig,
     ) -> Self {
         let (sink, changes) = ChangeSink::channel(CHANGE_BACKLOG);
-        resources.subscribe(sink);
+        resources.subscribe(sink.clone());
         Self {
             reconciler: Reconciler {
                 store,
@@ -79,11 +89,13 @@ impl Monitor {
             },
             wake: Arc::new(Notify::new()),
             changes,
+            sink,
         }
     }
 
     /// Notifying this wakes the monitor at once, instead of at its next
-    /// interval; give it to [`crate::Engines::with_waker`] in the same process.
+    /// interval; give it to [`crate::Engines::with_waker`] in the same process
+    /// when the store has no change feed (those in rucat all have one).
     pub fn waker(&self) -> Arc<Notify> {
         Arc::clone(&self.wake)
     }
@@ -106,48 +118,60 @@ impl Monitor {
             reconciler,
             wake,
             mut changes,
+            sink,
         } = self;
         let reconciler = Arc::new(reconciler);
         let config = reconciler.config.clone();
+        // Before the first read: whatever that read misses, the feed reports.
+        reconciler.store.subscribe(sink).await;
         info!(owner = %config.owner, "monitor started");
         let mut passes = Passes::new(Arc::clone(&reconciler));
         let mut store_failures = 0u32;
+        // When the due list is read next. A deadline rather than a sleep per
+        // loop, so a steady stream of changes cannot postpone it for ever.
+        let mut next_read = Instant::now();
+        let mut read_now = true;
         tokio::pin!(shutdown);
         loop {
-            let mut pause = config.check_interval;
-            let room = passes.room();
-            if room > 0 {
-                match reconciler
-                    .store
-                    .due(Timestamp::now(), room + passes.len())
-                    .await
-                {
-                    Ok(due) => {
-                        store_failures = 0;
-                        for engine in due {
-                            passes.start(engine);
+            if read_now || Instant::now() >= next_read {
+                let mut pause = config.check_interval;
+                let room = passes.room();
+                if room > 0 {
+                    match reconciler
+                        .store
+                        .due(Timestamp::now(), room + passes.len())
+                        .await
+                    {
+                        Ok(due) => {
+                            store_failures = 0;
+                            for engine in due {
+                                passes.start(engine);
+                            }
+                        }
+                        Err(err) => {
+                            store_failures = store_failures.saturating_add(1);
+                            pause = config.backoff(store_failures);
+                            warn!(%err, retry_in = ?pause, "cannot read due engines");
                         }
                     }
-                    Err(err) => {
-                        store_failures = store_failures.saturating_add(1);
-                        pause = config.backoff(store_failures);
-                        warn!(%err, retry_in = ?pause, "cannot read due engines");
-                    }
                 }
+                next_read = Instant::now() + pause;
             }
+            // Changes are acted on as they come, without a read of the due list.
+            read_now = false;
             tokio::select! {
                 () = &mut shutdown => break,
                 // A finished step usually makes the next one due: look again at once.
-                () = passes.finished(), if passes.len() > 0 => {}
-                Some(id) = changes.recv() => {
-                    let mut changed = vec![id];
-                    while let Ok(id) = changes.try_recv() {
-                        changed.push(id);
+                () = passes.finished(), if passes.len() > 0 => read_now = true,
+                Some(change) = changes.recv() => {
+                    let mut batch = vec![change];
+                    while let Ok(change) = changes.try_recv() {
+                        batch.push(change);
                     }
-                    passes.expedite(changed).await;
+                    passes.take_changes(batch).await;
                 }
-                () = wake.notified() => {}
-                () = tokio::time::sleep(pause) => {}
+                () = wake.notified() => read_now = true,
+                () = tokio::time::sleep_until(next_read) => {}
             }
         }
         info!(in_flight = passes.len(), "monitor stopping");
@@ -201,11 +225,38 @@ impl Passes {
         self.engines.insert(task.id(), id);
     }
 
+    /// Acts on reported changes: written records that are due now, and
+    /// engines whose resource changed, ahead of their schedule.
+    async fn take_changes(&mut self, batch: Vec<Change>) {
+        let now = Timestamp::now();
+        // The latest revision of each written engine; older ones are stale.
+        let mut written: HashMap<EngineId, Box<EngineRecord>> = HashMap::new();
+        let mut resources = Vec::new();
+        for change in batch {
+            match change {
+                Change::Record(record) => match written.get(record.id()) {
+                    Some(seen) if seen.revision >= record.revision => {}
+                    _ => {
+                        written.insert(record.id().clone(), record);
+                    }
+                },
+                Change::Resource(id) => resources.push(id),
+            }
+        }
+        for record in written.into_values() {
+            // Our own claims and releases come back here too: leased or not
+            // yet due, they are skipped.
+            if record.is_due(now) {
+                self.start(*record);
+            }
+        }
+        self.expedite(resources, now).await;
+    }
+
     /// Looks at engines whose resource just changed, ahead of their schedule.
-    async fn expedite(&mut self, mut changed: Vec<EngineId>) {
+    async fn expedite(&mut self, mut changed: Vec<EngineId>, now: Timestamp) {
         changed.sort();
         changed.dedup();
-        let now = Timestamp::now();
         for id in changed {
             match self.reconciler.store.get(&id).await {
                 Ok(Some(engine))

@@ -31,8 +31,8 @@
 //!   default); a call that takes longer is abandoned and retried.
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
+pub use crate::change::ChangeSink;
 use crate::engine::{EngineId, EngineSpec};
 
 mod instant;
@@ -73,30 +73,6 @@ pub enum ResourceError {
     Unavailable(String),
 }
 
-/// How a resource manager that learns of changes as they happen (a
-/// Kubernetes watch, say) tells a monitor which engine to look at now rather
-/// than at its next scheduled check.
-#[derive(Clone, Debug)]
-pub struct ChangeSink(mpsc::Sender<EngineId>);
-
-impl ChangeSink {
-    /// Reports a change; returns `false` once the monitor is gone, so the
-    /// resource manager can drop this sink. A change reported while the
-    /// monitor is swamped is dropped: the scheduled check still comes.
-    pub fn changed(&self, id: &EngineId) -> bool {
-        !matches!(
-            self.0.try_send(id.clone()),
-            Err(mpsc::error::TrySendError::Closed(_))
-        )
-    }
-
-    /// A sink and the receiving end, which a monitor drains.
-    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<EngineId>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (Self(tx), rx)
-    }
-}
-
 #[async_trait]
 pub trait ResourceManager: Send + Sync + 'static {
     /// Starts the engine's resource, or adopts it if it already exists.
@@ -109,8 +85,9 @@ pub trait ResourceManager: Send + Sync + 'static {
     async fn delete(&self, id: &EngineId) -> Result<(), ResourceError>;
 
     /// Called by each monitor that drives this resource manager. Keep the
-    /// sink and call [`ChangeSink::changed`] when an engine's resource changes;
-    /// resource managers without a change feed ignore it (the default), and
-    /// monitors then notice changes at their next check.
+    /// sink (a [`crate::ChangeSinks`] serves several) and call
+    /// [`ChangeSink::changed`] when an engine's resource changes; resource
+    /// managers without a change feed ignore it (the default), and monitors
+    /// then notice changes at their next check.
     fn subscribe(&self, _sink: ChangeSink) {}
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Store, StoreError};
+use crate::change::{Change, ChangeSink};
 use crate::engine::{EngineId, EngineRecord, EngineSpec, EngineType, Lease};
 use crate::state::EngineState;
 use crate::time::Timestamp;
@@ -42,6 +43,7 @@ macro_rules! conformance_tests {
             expired_lease_is_taken_over,
             concurrent_inserts_are_all_kept,
             survives_reopen,
+            subscribers_hear_every_write,
         );
     };
     (@tests $harness:expr; $($check:ident),+ $(,)?) => {
@@ -304,4 +306,52 @@ pub async fn survives_reopen(h: &dyn Harness) {
         .expect("engine survives reopening");
     e.revision = 2;
     assert_eq!(got, e);
+}
+
+/// The change feed: a subscriber hears of every engine inserted or changed
+/// through the store, as written and in order, and of nothing that failed.
+/// Every rucat store has a feed; a backend without one fails here and should
+/// implement [`Store::subscribe`].
+pub async fn subscribers_hear_every_write(h: &dyn Harness) {
+    let store = h.open().await;
+    let (sink, mut changes) = ChangeSink::channel(64);
+    store.subscribe(sink).await;
+
+    // Listening once `subscribe` returns: the first write is heard.
+    let mut e = engine("feed", T0);
+    store.insert(&e).await.unwrap();
+    let mut inserted = e.clone();
+    e.enter(EngineState::TriggerStart, T0.plus(Duration::from_secs(1)));
+    e.lease = lease("m", T0.plus(Duration::from_secs(31)));
+    store.compare_and_swap(1, &e).await.unwrap();
+    let refused = store.compare_and_swap(1, &e).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    assert!(store.insert(&e).await.is_err());
+    // A write after the refused ones: once it is heard, anything the refused
+    // writes reported would have been heard before it.
+    let mut last = engine("last", T0);
+    store.insert(&last).await.unwrap();
+
+    let mut heard = Vec::new();
+    while heard
+        .last()
+        .is_none_or(|r: &EngineRecord| r.id() != last.id())
+    {
+        heard.push(next_record(&mut changes).await);
+    }
+    inserted.revision = 1;
+    e.revision = 2;
+    last.revision = 1;
+    assert_eq!(heard, vec![inserted, e, last]);
+}
+
+async fn next_record(changes: &mut tokio::sync::mpsc::Receiver<Change>) -> EngineRecord {
+    match tokio::time::timeout(Duration::from_secs(10), changes.recv()).await {
+        Ok(Some(Change::Record(record))) => *record,
+        Ok(other) => panic!("expected a written record, got {other:?}"),
+        Err(_) => panic!("no change reported within 10 s"),
+    }
 }

@@ -1,5 +1,6 @@
 //! A store in process memory: for tests, benchmarks and embedding applications
-//! that need no durability.
+//! that need no durability. Its change feed is in-process: every write is
+//! reported to the monitors subscribed to this store.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -7,12 +8,14 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{Store, StoreError};
+use crate::change::{ChangeSink, ChangeSinks};
 use crate::engine::{EngineId, EngineRecord};
 use crate::time::Timestamp;
 
 #[derive(Default)]
 pub struct MemoryStore {
     engines: Mutex<HashMap<EngineId, EngineRecord>>,
+    feed: ChangeSinks,
 }
 
 impl MemoryStore {
@@ -44,13 +47,16 @@ fn check_revision(
 #[async_trait]
 impl Store for MemoryStore {
     async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
-        let mut engines = self.engines();
-        if engines.contains_key(record.id()) {
-            return Err(StoreError::AlreadyExists(record.id().clone()));
+        {
+            let mut engines = self.engines();
+            if engines.contains_key(record.id()) {
+                return Err(StoreError::AlreadyExists(record.id().clone()));
+            }
+            let mut stored = record.clone();
+            stored.revision = 1;
+            engines.insert(record.id().clone(), stored);
         }
-        let mut stored = record.clone();
-        stored.revision = 1;
-        engines.insert(record.id().clone(), stored);
+        self.feed.recorded(record, 1);
         Ok(())
     }
 
@@ -69,12 +75,16 @@ impl Store for MemoryStore {
         expected_revision: u64,
         next: &EngineRecord,
     ) -> Result<u64, StoreError> {
-        let mut engines = self.engines();
-        check_revision(engines.get(next.id()), next.id(), expected_revision)?;
-        let mut stored = next.clone();
-        stored.revision = expected_revision + 1;
-        engines.insert(next.id().clone(), stored);
-        Ok(expected_revision + 1)
+        let revision = {
+            let mut engines = self.engines();
+            check_revision(engines.get(next.id()), next.id(), expected_revision)?;
+            let mut stored = next.clone();
+            stored.revision = expected_revision + 1;
+            engines.insert(next.id().clone(), stored);
+            expected_revision + 1
+        };
+        self.feed.recorded(next, revision);
+        Ok(revision)
     }
 
     async fn delete(&self, id: &EngineId, expected_revision: u64) -> Result<(), StoreError> {
@@ -94,6 +104,10 @@ impl Store for MemoryStore {
         due.sort_by_key(|r| r.next_action_at);
         due.truncate(limit);
         Ok(due)
+    }
+
+    async fn subscribe(&self, sink: ChangeSink) {
+        self.feed.add(sink);
     }
 }
 

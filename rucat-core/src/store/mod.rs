@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 
+use crate::change::ChangeSink;
 use crate::engine::{EngineId, EngineRecord};
 use crate::time::Timestamp;
 
@@ -77,4 +78,15 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError> {
         self.get(&EngineId::never_generated()).await.map(drop)
     }
+
+    /// Called by each monitor before its first read of the due list. A store
+    /// with a change feed keeps the sink (a [`crate::ChangeSinks`] serves
+    /// several) and calls [`ChangeSink::recorded`] with every engine inserted
+    /// or changed, by any writer it can see, so monitors act on new work at
+    /// once (see [`crate::change`]). Return once the feed is listening, so
+    /// that nothing written after the monitor's first read goes unreported
+    /// (a feed that cannot start in reasonable time logs why and returns).
+    /// Without a feed (the default) monitors find new work at their next
+    /// scheduled [`Store::due`] read, at most a check interval later.
+    async fn subscribe(&self, _sink: ChangeSink) {}
 }

@@ -4,6 +4,11 @@
 //! only coordination between them is SQLite's own locking: every write is a
 //! single atomic statement, and the compare-and-swap lives in the `WHERE`
 //! clause of that statement rather than in a read followed by a write.
+//!
+//! Its change feed is in-process: writes made through this store are reported
+//! to the monitors subscribed to it, which covers a server with its embedded
+//! monitor. SQLite tells no one of other processes' writes; monitors in other
+//! processes find them at their next scheduled read.
 
 mod codec;
 mod connect;
@@ -16,7 +21,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use rucat_core::store::{Store, StoreError};
-use rucat_core::{EngineId, EngineRecord, Timestamp};
+use rucat_core::{ChangeSink, ChangeSinks, EngineId, EngineRecord, Timestamp};
 use rusqlite::{Connection, params};
 
 use codec::{Encoded, decode, decode_id, select_engines};
@@ -29,6 +34,7 @@ pub use schema::SCHEMA_VERSION;
 /// between processes.
 pub struct SqliteStore {
     pool: Pool,
+    feed: ChangeSinks,
 }
 
 impl SqliteStore {
@@ -41,6 +47,7 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SqliteOpenError> {
         Ok(Self {
             pool: Pool::open(path.as_ref())?,
+            feed: ChangeSinks::default(),
         })
     }
 
@@ -107,7 +114,9 @@ impl Store for SqliteStore {
                     Err(e) => Err(unavailable(e)),
                 }
             })
-            .await
+            .await?;
+        self.feed.recorded(record, 1);
+        Ok(())
     }
 
     async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
@@ -164,7 +173,8 @@ impl Store for SqliteStore {
                 .await;
         };
         let row = Encoded::new(next, new)?;
-        self.pool
+        let revision = self
+            .pool
             .write(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
@@ -192,7 +202,9 @@ impl Store for SqliteStore {
                 }
                 Ok(expected_revision + 1)
             })
-            .await
+            .await?;
+        self.feed.recorded(next, revision);
+        Ok(revision)
     }
 
     async fn delete(&self, id: &EngineId, expected_revision: u64) -> Result<(), StoreError> {
@@ -236,6 +248,10 @@ impl Store for SqliteStore {
                 collect(stmt.query(params![now, limit]).map_err(unavailable)?)
             })
             .await
+    }
+
+    async fn subscribe(&self, sink: ChangeSink) {
+        self.feed.add(sink);
     }
 }
 

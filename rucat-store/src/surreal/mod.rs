@@ -5,11 +5,15 @@
 //! fencing revision, so SurrealDB's transaction makes check and write atomic.
 //! When a fenced write changes nothing, a follow-up read tells a missing
 //! engine from a moved-on one; either answer was true at some instant.
+//!
+//! Monitors subscribed to the store hear of every engine written, by any
+//! client of the database, through a LIVE query (see `feed`).
 
 mod codec;
 pub mod config;
 mod connect;
 mod errors;
+mod feed;
 mod queries;
 
 use std::fmt;
@@ -18,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rucat_core::store::{Store, StoreError};
-use rucat_core::{EngineId, EngineRecord, Timestamp};
+use rucat_core::{ChangeSink, EngineId, EngineRecord, Timestamp};
 use serde_json::Value;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
@@ -38,6 +42,7 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SurrealStore {
     db: Surreal<Any>,
     uri: String,
+    feed: feed::Feed,
 }
 
 impl SurrealStore {
@@ -47,6 +52,7 @@ impl SurrealStore {
         Ok(Self {
             db: connect::open(config).await?,
             uri: config.uri.clone(),
+            feed: feed::Feed::default(),
         })
     }
 
@@ -191,5 +197,9 @@ impl Store for SurrealStore {
         bounded(async { self.db.health().await })
             .await?
             .map_err(|e| unavailable(&e))
+    }
+
+    async fn subscribe(&self, sink: ChangeSink) {
+        self.feed.subscribe(&self.db, sink).await;
     }
 }

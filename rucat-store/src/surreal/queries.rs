@@ -37,3 +37,6 @@ pub(super) const DUE: &str = "SELECT engine_id, revision, record, next_action_at
      WHERE next_action_at != NONE AND next_action_at <= $now \
      AND (lease_owner = NONE OR lease_expires_at <= $now) \
      ORDER BY next_action_at, engine_id LIMIT $limit";
+
+/// The change feed: every engine written, by anyone, as `decode` reads it.
+pub(super) const LIVE: &str = "LIVE SELECT engine_id, revision, record FROM engine";

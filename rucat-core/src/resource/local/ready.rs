@@ -2,14 +2,13 @@
 //! process ends, so that it is Running as soon as it can serve rather than
 //! at a monitor's next check (up to a check interval later).
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::process;
+use crate::change::{ChangeSink, ChangeSinks};
 use crate::engine::EngineId;
-use crate::resource::ChangeSink;
 
 /// How often a starting engine's port is tried.
 const POLL: Duration = Duration::from_millis(100);
@@ -19,18 +18,18 @@ const LIMIT: Duration = Duration::from_secs(600);
 /// The monitors to tell, shared with the tasks that watch starting engines.
 #[derive(Clone, Default)]
 pub(super) struct Readiness {
-    sinks: Arc<Mutex<Vec<ChangeSink>>>,
+    sinks: ChangeSinks,
 }
 
 impl Readiness {
     pub fn subscribe(&self, sink: ChangeSink) {
-        self.sinks().push(sink);
+        self.sinks.add(sink);
     }
 
     /// Watches an engine just launched on `port` until it accepts connections
     /// or its process ends (`exited` turns true), then reports it.
     pub fn watch(&self, id: EngineId, port: u16, mut exited: watch::Receiver<bool>) {
-        if self.sinks().is_empty() {
+        if self.sinks.is_empty() {
             return;
         }
         let readiness = self.clone();
@@ -50,17 +49,7 @@ impl Readiness {
                     return;
                 }
             }
-            readiness.report(&id);
+            readiness.sinks.changed(&id);
         });
-    }
-
-    /// Tells every monitor, forgetting those that are gone.
-    fn report(&self, id: &EngineId) {
-        self.sinks().retain(|sink| sink.changed(id));
-    }
-
-    fn sinks(&self) -> MutexGuard<'_, Vec<ChangeSink>> {
-        // Pushes and retains leave the list consistent even if one panicked.
-        self.sinks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
