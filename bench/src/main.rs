@@ -12,6 +12,7 @@ mod rest;
 mod rss;
 mod spark;
 mod table;
+mod wakeup;
 mod watched;
 mod wrk;
 
@@ -48,6 +49,17 @@ enum Benchmark {
         #[arg(long, default_value_t = 1000)]
         engines: usize,
     },
+    /// f: a write by someone else → Running, with or without the store's
+    /// change feed; prints JSON.
+    Wakeup {
+        #[arg(long, value_enum)]
+        store: wakeup::WakeStore,
+        /// Hide the store's change feed from the monitor (the baseline).
+        #[arg(long)]
+        no_feed: bool,
+        #[arg(long, default_value_t = 40)]
+        engines: usize,
+    },
     /// b: a burst of creates until all are Running; prints JSON.
     Burst {
         #[arg(long, value_enum)]
@@ -80,6 +92,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Benchmark::Overhead { store, engines } => {
             let result = overhead::run(store, engines).await?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        Benchmark::Wakeup {
+            store,
+            no_feed,
+            engines,
+        } => {
+            let result = wakeup::run(store, !no_feed, engines).await?;
             println!("{}", serde_json::to_string(&result)?);
         }
         Benchmark::Burst { store, engines } => {

@@ -41,7 +41,7 @@ pub async fn run(kind: StoreKind, engines: usize) -> anyhow::Result<Overhead> {
 }
 
 /// The nearest-rank percentile of sorted `times`.
-fn percentile(times: &[Duration], p: f64) -> Duration {
+pub fn percentile(times: &[Duration], p: f64) -> Duration {
     if times.is_empty() {
         return Duration::ZERO;
     }
@@ -49,7 +49,7 @@ fn percentile(times: &[Duration], p: f64) -> Duration {
     times[rank.clamp(1, times.len()) - 1]
 }
 
-fn millis(d: Duration) -> f64 {
+pub fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 

@@ -9,6 +9,7 @@ use crate::burst::Burst;
 use crate::overhead::Overhead;
 use crate::procs::{Binaries, run_json};
 use crate::table::{self, Row};
+use crate::wakeup::Wakeup;
 use crate::{idle, rest, spark};
 
 /// How big a run is.
@@ -17,6 +18,9 @@ pub struct Scale {
     pub burst_engines: usize,
     pub wrk_duration: Duration,
     pub spark_rounds: usize,
+    /// Engines timed per wake-up run; without the feed each waits for the
+    /// monitor's next check, half a second on average.
+    pub wakeup_engines: usize,
 }
 
 impl Scale {
@@ -26,6 +30,7 @@ impl Scale {
         burst_engines: 10_000,
         wrk_duration: Duration::from_secs(10),
         spark_rounds: 2,
+        wakeup_engines: 40,
     };
     /// A smoke run of every code path in well under a minute (plus Spark).
     pub const QUICK: Scale = Scale {
@@ -33,6 +38,7 @@ impl Scale {
         burst_engines: 1000,
         wrk_duration: Duration::from_secs(2),
         spark_rounds: 1,
+        wakeup_engines: 10,
     };
 }
 
@@ -150,6 +156,33 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
             met: None,
         });
     }
+    progress(format!(
+        "f. wake-up on another writer's engine, {} engines",
+        scale.wakeup_engines
+    ));
+    let engines = scale.wakeup_engines.to_string();
+    for (store, label) in [
+        ("sqlite", "SQLite, in-process feed"),
+        ("surreal-server", "SurrealDB server, LIVE query"),
+    ] {
+        let args = ["wakeup", "--store", store, "--engines", &engines];
+        let fed: Wakeup = run_json(&args)?;
+        let polled: Wakeup = run_json(&[&args[..], &["--no-feed"]].concat())?;
+        for (p, with, without) in [
+            ("p50", fed.p50_ms, polled.p50_ms),
+            ("p99", fed.p99_ms, polled.p99_ms),
+        ] {
+            rows.push(Row {
+                figure: format!("f. write→Running {p} ({label})"),
+                value: ms(with),
+                baseline: format!("{} no feed, 1 s checks", ms(without)),
+                ratio: with / without,
+                goal: "–",
+                met: None,
+            });
+        }
+    }
+
     Ok(table::render(&rows))
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use rucat_core::store::{Store, StoreError};
-use rucat_core::{EngineId, EngineRecord, EngineState, Timestamp};
+use rucat_core::{ChangeSink, EngineId, EngineRecord, EngineState, Timestamp};
 use tokio::sync::mpsc;
 
 /// An engine written as Running, and when that write returned.
@@ -17,6 +17,9 @@ pub type Reached = (EngineId, Instant);
 pub struct Watched {
     inner: Arc<dyn Store>,
     running: mpsc::UnboundedSender<Reached>,
+    /// Whether monitors get the store's change feed: off, a monitor finds
+    /// new engines only at its scheduled reads (the wake-up baseline).
+    feed: bool,
 }
 
 impl Watched {
@@ -24,8 +27,23 @@ impl Watched {
     /// Every write of a Running record is reported, the monitor's periodic
     /// checks of a Running engine too; receivers keep the first per engine.
     pub fn new(inner: Arc<dyn Store>) -> (Arc<Self>, mpsc::UnboundedReceiver<Reached>) {
+        Self::with_feed(inner, true)
+    }
+
+    /// As [`Watched::new`], with the inner store's change feed hidden unless `feed`.
+    pub fn with_feed(
+        inner: Arc<dyn Store>,
+        feed: bool,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Reached>) {
         let (running, reports) = mpsc::unbounded_channel();
-        (Arc::new(Self { inner, running }), reports)
+        (
+            Arc::new(Self {
+                inner,
+                running,
+                feed,
+            }),
+            reports,
+        )
     }
 }
 
@@ -70,5 +88,11 @@ impl Store for Watched {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
+    }
+
+    async fn subscribe(&self, sink: ChangeSink) {
+        if self.feed {
+            self.inner.subscribe(sink).await;
+        }
     }
 }
