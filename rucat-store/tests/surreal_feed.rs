@@ -112,3 +112,19 @@ async fn the_feed_resumes_after_the_server_restarts() {
         .await
         .expect("the feed subscribes again after the restart");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_ends_with_its_store() {
+    let store = SurrealStore::open(&rucat_store::SurrealConfig::new("mem://"))
+        .await
+        .unwrap();
+    let (sink, mut changes) = ChangeSink::channel(8);
+    store.subscribe(sink).await;
+    drop(store);
+    // The feed task held the only sender: once it ends, the channel closes.
+    let closed = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await;
+    assert!(
+        matches!(closed, Ok(None)),
+        "the feed outlived its store: {closed:?}"
+    );
+}

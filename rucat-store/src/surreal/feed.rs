@@ -39,6 +39,9 @@ pub(super) struct Feed {
     running: Arc<AtomicBool>,
     /// Whether the live query is registered now.
     live: Arc<watch::Sender<bool>>,
+    /// Dropped with the store, which ends the task: it must not keep the
+    /// connection (and an embedded SurrealKV directory's lock) alive.
+    open: watch::Sender<()>,
 }
 
 impl Default for Feed {
@@ -47,6 +50,7 @@ impl Default for Feed {
             sinks: ChangeSinks::default(),
             running: Arc::default(),
             live: Arc::new(watch::Sender::new(false)),
+            open: watch::Sender::new(()),
         }
     }
 }
@@ -55,12 +59,20 @@ impl Feed {
     pub async fn subscribe(&self, db: &Surreal<Any>, sink: ChangeSink) {
         self.sinks.add(sink);
         if !self.running.swap(true, Ordering::SeqCst) {
-            tokio::spawn(follow(
+            let follow = follow(
                 db.clone(),
                 self.sinks.clone(),
                 Arc::clone(&self.running),
                 Arc::clone(&self.live),
-            ));
+            );
+            let mut open = self.open.subscribe();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = follow => {}
+                    // Nothing is ever sent: this returns when the store is dropped.
+                    _ = open.changed() => debug!("SurrealDB change feed stopped with its store"),
+                }
+            });
         }
         let mut live = self.live.subscribe();
         let listening = tokio::time::timeout(OPERATION_TIMEOUT, live.wait_for(|live| *live)).await;
