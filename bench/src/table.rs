@@ -24,7 +24,7 @@ pub fn render(rows: &[Row]) -> String {
                 r.figure.clone(),
                 r.value.clone(),
                 r.baseline.clone(),
-                format!("{:.2}", r.ratio),
+                ratio(r.ratio),
                 r.goal.to_owned(),
                 match r.met {
                     Some(true) => "yes".to_owned(),
@@ -57,6 +57,16 @@ pub fn render(rows: &[Row]) -> String {
     out
 }
 
+/// Two decimals, or three significant digits for ratios too small for them
+/// (a feed answering in a millisecond where polling takes a second).
+fn ratio(r: f64) -> String {
+    if r != 0.0 && r.abs() < 0.01 {
+        format!("{r:.2e}")
+    } else {
+        format!("{r:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +91,12 @@ mod tests {
         );
         assert!(lines[2].contains("| 2.00  |") || lines[2].contains("| 2.00 |"));
         assert!(lines[2].contains("yes"));
+    }
+
+    #[test]
+    fn tiny_ratios_keep_their_digits() {
+        assert_eq!(ratio(0.76 / 902.48), "8.42e-4");
+        assert_eq!(ratio(0.35), "0.35");
+        assert_eq!(ratio(0.0), "0.00");
     }
 }
