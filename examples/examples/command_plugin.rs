@@ -35,7 +35,7 @@ async fn run(data: &std::path::Path) -> anyhow::Result<()> {
         ..MonitorConfig::default()
     };
     let monitor = Monitor::new(store.clone(), resources, config);
-    let engines = Engines::new(store).with_waker(monitor.waker());
+    let engines = Engines::new(store);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_monitor, monitor_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -37,7 +37,8 @@ async fn run(data: &Path) -> anyhow::Result<()> {
     let spark_version = resources.spark_version().to_owned();
 
     let monitor = Monitor::new(store.clone(), resources, MonitorConfig::default());
-    let engines = Engines::new(store).with_waker(monitor.waker());
+    // The store's change feed tells the monitor of every change at once.
+    let engines = Engines::new(store);
     let (stop_monitor, stopped) = tokio::sync::oneshot::channel::<()>();
     let monitor = tokio::spawn(monitor.run(async {
         let _ = stopped.await;

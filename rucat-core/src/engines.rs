@@ -87,7 +87,9 @@ impl Engines {
     }
 
     /// Also nudges an in-process monitor after every change, so it acts at
-    /// once instead of at its next interval (see `Monitor::waker`).
+    /// once instead of at its next interval (see `Monitor::waker`). Only a
+    /// store without a change feed needs this: rucat's stores report every
+    /// write to their monitors themselves (see [`crate::change`]).
     pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
         self.wake = Some(wake);
         self
