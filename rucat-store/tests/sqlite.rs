@@ -258,8 +258,12 @@ async fn unreadable_rows_are_corrupt_not_a_panic() {
         ("revision = 'two'", "revision"),
         ("revision = 0", "revision"),
         (
+            "record = json_set(record, '$.spec.id', '0123456789abcdef0123456789abcdef')",
+            "of engine 0123456789abcdef0123456789abcdef",
+        ),
+        (
             "record = json_set(record, '$.spec.id', 'other')",
-            "of engine other",
+            "an engine id is 32 lowercase hexadecimal digits",
         ),
     ];
     for (damage, reason_part) in cases {
