@@ -2,6 +2,7 @@
 //! engines over the in-memory store, with coordination events forced
 //! deterministically by a store that lets "another writer" in at chosen writes.
 
+use rucat_core::store::Unreachable;
 use std::future::pending;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -375,31 +376,6 @@ async fn resource_manager_errors_and_abandoned_calls_are_counted_by_operation() 
     assert!(metrics.value(delete_seconds) >= 0.02, "{}", metrics.text());
 }
 
-/// A store that cannot be reached.
-struct Down;
-
-#[async_trait]
-impl Store for Down {
-    async fn insert(&self, _: &EngineRecord) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn get(&self, _: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn list(&self) -> Result<Vec<EngineRecord>, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn compare_and_swap(&self, _: u64, _: &EngineRecord) -> Result<u64, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn delete(&self, _: &EngineId, _: u64) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-    async fn due(&self, _: Timestamp, _: usize) -> Result<Vec<EngineRecord>, StoreError> {
-        Err(StoreError::Unavailable("down".into()))
-    }
-}
-
 #[tokio::test]
 async fn an_unreadable_store_drops_the_engine_counts_instead_of_going_stale() {
     let metrics = Metrics::new();
@@ -411,7 +387,7 @@ async fn an_unreadable_store_drops_the_engine_counts_instead_of_going_stale() {
             .contains(r#"rucat_engines{state="Running"} 0"#)
     );
 
-    assert!(metrics.engines.refresh(&Down).await.is_err());
+    assert!(metrics.engines.refresh(&Unreachable).await.is_err());
     assert!(
         !metrics.text().contains("rucat_engines{"),
         "{}",
@@ -423,5 +399,8 @@ async fn an_unreadable_store_drops_the_engine_counts_instead_of_going_stale() {
 #[tokio::test]
 async fn ping_answers_for_a_reachable_store_only() {
     assert!(MemoryStore::new().ping().await.is_ok());
-    assert!(matches!(Down.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        Unreachable.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
 }

@@ -1,49 +1,20 @@
 //! Health and metrics over HTTP: the router with a store that is down, and
 //! the `rucat-monitor` binary serving them on its `--listen` address.
 
+use rucat_core::store::Unreachable;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use rucat_core::Store;
 use rucat_core::store::MemoryStore;
-use rucat_core::{EngineId, EngineRecord, Store, StoreError, Timestamp};
 use rucat_monitor::http::{Telemetry, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-/// A store that cannot be reached.
-struct Down;
-
-fn down() -> StoreError {
-    StoreError::Unavailable("disk gone at /secret/path".into())
-}
-
-#[async_trait]
-impl Store for Down {
-    async fn insert(&self, _: &EngineRecord) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn get(&self, _: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
-        Err(down())
-    }
-    async fn list(&self) -> Result<Vec<EngineRecord>, StoreError> {
-        Err(down())
-    }
-    async fn compare_and_swap(&self, _: u64, _: &EngineRecord) -> Result<u64, StoreError> {
-        Err(down())
-    }
-    async fn delete(&self, _: &EngineId, _: u64) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn due(&self, _: Timestamp, _: usize) -> Result<Vec<EngineRecord>, StoreError> {
-        Err(down())
-    }
-}
 
 /// Status, content type and body of one request to the router.
 async fn call(store: Arc<dyn Store>, method: &str, path: &str) -> (StatusCode, String, String) {
@@ -76,20 +47,20 @@ fn json_of(body: &str) -> Value {
 
 #[tokio::test]
 async fn a_live_process_with_a_store_that_is_down_is_not_ready() {
-    let (status, _, body) = call(Arc::new(Down), "GET", "/healthz").await;
+    let (status, _, body) = call(Arc::new(Unreachable), "GET", "/healthz").await;
     assert_eq!(
         (status, json_of(&body)),
         (StatusCode::OK, json!({"status": "ok"}))
     );
 
-    let (status, content_type, body) = call(Arc::new(Down), "GET", "/readyz").await;
+    let (status, content_type, body) = call(Arc::new(Unreachable), "GET", "/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(content_type, "application/json");
     let body = json_of(&body);
     assert_eq!(body["error"], "unavailable", "{body}");
     assert!(!body.to_string().contains("/secret/path"), "{body}");
 
-    let (status, _, body) = call(Arc::new(Down), "GET", "/metrics").await;
+    let (status, _, body) = call(Arc::new(Unreachable), "GET", "/metrics").await;
     assert_eq!(
         status,
         StatusCode::OK,

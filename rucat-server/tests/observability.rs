@@ -3,46 +3,17 @@
 
 mod common;
 
+use rucat_core::store::Unreachable;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use common::{TestServer, create_body, parts};
 use reqwest::{Client, Method, StatusCode};
 use rucat_core::store::MemoryStore;
-use rucat_core::{EngineId, EngineRecord, EngineState, Engines, Store, StoreError, Timestamp};
+use rucat_core::{EngineId, EngineState, Engines, Store};
 use rucat_monitor::http::Telemetry;
 use rucat_server::api::{self, HttpMetrics};
 use rucat_server::auth::{StaticAuth, StaticAuthProviderConfig};
 use serde_json::{Value, json};
-
-/// A store that cannot be reached.
-struct Down;
-
-fn down() -> StoreError {
-    StoreError::Unavailable("disk I/O at /secret/path".into())
-}
-
-#[async_trait]
-impl Store for Down {
-    async fn insert(&self, _: &EngineRecord) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn get(&self, _: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
-        Err(down())
-    }
-    async fn list(&self) -> Result<Vec<EngineRecord>, StoreError> {
-        Err(down())
-    }
-    async fn compare_and_swap(&self, _: u64, _: &EngineRecord) -> Result<u64, StoreError> {
-        Err(down())
-    }
-    async fn delete(&self, _: &EngineId, _: u64) -> Result<(), StoreError> {
-        Err(down())
-    }
-    async fn due(&self, _: Timestamp, _: usize) -> Result<Vec<EngineRecord>, StoreError> {
-        Err(down())
-    }
-}
 
 fn auth(bearer: bool) -> StaticAuth {
     serde_json::from_value::<StaticAuthProviderConfig>(json!({
@@ -82,7 +53,7 @@ async fn healthz_is_ok_and_readyz_follows_the_store() {
         );
     }
 
-    let server = TestServer::with_store(Arc::new(Down), None).await;
+    let server = TestServer::with_store(Arc::new(Unreachable), None).await;
     let response = server
         .request(Method::GET, "/healthz")
         .send()

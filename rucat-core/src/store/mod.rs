@@ -16,6 +16,10 @@ pub use memory::MemoryStore;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+mod unreachable;
+#[cfg(any(test, feature = "conformance"))]
+pub use unreachable::{UNREACHABLE_REASON, Unreachable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
