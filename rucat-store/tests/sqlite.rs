@@ -1,30 +1,20 @@
 //! What the SQLite store promises beyond the shared conformance suite: sharing
 //! a file between processes, its schema, and what it does with a bad file.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rucat_core::EngineState;
 use rucat_core::engine::Lease;
 use rucat_core::store::{Store, StoreError};
-use rucat_core::{EngineId, EngineRecord, EngineSpec, EngineState, EngineType, Timestamp};
 use rucat_store::sqlite::{OpenFailure, SCHEMA_VERSION, SqliteStore};
 use rusqlite::Connection;
 use tempfile::TempDir;
 
-const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
-
-fn engine(name: &str) -> EngineRecord {
-    let spec = EngineSpec {
-        id: EngineId::generate(),
-        name: name.to_owned(),
-        engine_type: EngineType::Spark,
-        version: "4.3.0".to_owned(),
-        configs: BTreeMap::new(),
-    };
-    EngineRecord::new(spec, T0)
-}
+use support::{T0, engine};
 
 fn db() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -5,26 +5,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rucat_core::store::{Store, StoreError};
-use rucat_core::{EngineId, EngineRecord, EngineSpec, EngineType, Timestamp};
 use rucat_store::surreal::Password;
 use rucat_store::{DatabaseConfig, SurrealConfig, SurrealCredentials, SurrealStore, open_store};
 
+use support::engine;
 use support::surreal_server::{Storage, SurrealServer, USER, unique_database};
-
-fn engine(name: &str) -> EngineRecord {
-    let spec = EngineSpec {
-        id: EngineId::generate(),
-        name: name.to_owned(),
-        engine_type: EngineType::Spark,
-        version: "4.3.0".to_owned(),
-        configs: BTreeMap::new(),
-    };
-    EngineRecord::new(spec, Timestamp::from_millis(1_700_000_000_000))
-}
 
 async fn open_error(config: SurrealConfig) -> String {
     match open_store(&DatabaseConfig::Surreal(config)).await {

@@ -15,6 +15,7 @@ use rucat_core::{
 use rucat_store::SurrealStore;
 use tokio::sync::mpsc;
 
+use support::engine;
 use support::surreal_server::{Storage, SurrealServer, unique_database};
 
 fn request(name: &str) -> CreateEngineRequest {
@@ -74,11 +75,7 @@ async fn heard_within(
 ) -> Result<(), String> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        let record = rucat_core::EngineRecord::new(
-            request("probe").validate().unwrap(),
-            rucat_core::Timestamp::now(),
-        );
-        match writer.insert(&record).await {
+        match writer.insert(&engine("probe")).await {
             Ok(()) | Err(StoreError::Unavailable(_)) => {}
             Err(e) => return Err(e.to_string()),
         }
