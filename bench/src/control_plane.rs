@@ -3,7 +3,9 @@
 //! rucat itself, with no platform and no HTTP in the way.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use rucat_core::resource::InstantResourceManager;
 use rucat_core::store::MemoryStore;
 use rucat_core::{Engines, Monitor, MonitorConfig, Store};
@@ -30,7 +32,16 @@ pub struct ControlPlane {
     pub reached: mpsc::UnboundedReceiver<Reached>,
     stop: oneshot::Sender<()>,
     monitor: JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// How the monitor hears of new engines besides its scheduled checks.
+#[derive(Clone, Copy, Debug)]
+pub struct Wake {
+    /// Every user action nudges it directly, as it would in one process.
+    pub by_users: bool,
+    /// It gets the store's change feed.
+    pub by_feed: bool,
 }
 
 impl ControlPlane {
@@ -50,24 +61,52 @@ impl ControlPlane {
                 Arc::new(SurrealStore::open(&SurrealConfig::new(uri)).await?)
             }
         };
-        let (store, reached) = Watched::new(store);
+        let wake = Wake {
+            by_users: true,
+            by_feed: true,
+        };
+        let mut plane = Self::assemble(Arc::clone(&store), store, wake);
+        plane._dir = Some(dir);
+        Ok(plane)
+    }
+
+    /// A monitor with rucat's defaults on `monitor_side`, and user operations
+    /// on `users_side`: the same store, or another handle on the same data.
+    pub fn assemble(monitor_side: Arc<dyn Store>, users_side: Arc<dyn Store>, wake: Wake) -> Self {
+        let (monitor_side, reached) = Watched::new(monitor_side, wake.by_feed);
         let monitor = Monitor::new(
-            store.clone(),
+            monitor_side,
             Arc::new(InstantResourceManager::new()),
             MonitorConfig::default(),
         );
-        let engines = Engines::new(store).with_waker(monitor.waker());
+        let mut engines = Engines::new(users_side);
+        if wake.by_users {
+            engines = engines.with_waker(monitor.waker());
+        }
         let (stop, stopped) = oneshot::channel();
         let monitor = tokio::spawn(monitor.run(async {
             let _ = stopped.await;
         }));
-        Ok(Self {
+        Self {
             engines,
             reached,
             stop,
             monitor,
-            _dir: dir,
-        })
+            _dir: None,
+        }
+    }
+
+    /// Creates one engine and returns how long it took until the monitor
+    /// wrote it Running.
+    pub async fn time_one_start(&mut self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let id = self.engines.create(request()).await?;
+        loop {
+            let (reached, at) = self.reached.recv().await.context("the monitor stopped")?;
+            if reached == id {
+                return Ok(at.duration_since(started));
+            }
+        }
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {

@@ -5,43 +5,41 @@
 //! record is written; earlier engines stay Running, so the monitor's periodic
 //! checks of them load the store as they would in production.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::control_plane::{ControlPlane, StoreKind, request};
+use crate::control_plane::{ControlPlane, StoreKind};
 
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct Overhead {
+/// The p50 and p99 of a series of timings, in milliseconds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Latencies {
     pub p50_ms: f64,
     pub p99_ms: f64,
 }
 
-pub async fn run(kind: StoreKind, engines: usize) -> anyhow::Result<Overhead> {
+impl Latencies {
+    pub fn of(mut times: Vec<Duration>) -> Self {
+        times.sort();
+        Self {
+            p50_ms: millis(percentile(&times, 50.0)),
+            p99_ms: millis(percentile(&times, 99.0)),
+        }
+    }
+}
+
+pub async fn run(kind: StoreKind, engines: usize) -> anyhow::Result<Latencies> {
     let mut plane = ControlPlane::start(kind).await?;
     let mut times = Vec::with_capacity(engines);
     for _ in 0..engines {
-        let started = Instant::now();
-        let id = plane.engines.create(request()).await?;
-        loop {
-            let (reached, at) = plane.reached.recv().await.context("the monitor stopped")?;
-            if reached == id {
-                times.push(at.duration_since(started));
-                break;
-            }
-        }
+        times.push(plane.time_one_start().await?);
     }
     plane.stop().await?;
-    times.sort();
-    Ok(Overhead {
-        p50_ms: millis(percentile(&times, 50.0)),
-        p99_ms: millis(percentile(&times, 99.0)),
-    })
+    Ok(Latencies::of(times))
 }
 
 /// The nearest-rank percentile of sorted `times`.
-pub fn percentile(times: &[Duration], p: f64) -> Duration {
+fn percentile(times: &[Duration], p: f64) -> Duration {
     if times.is_empty() {
         return Duration::ZERO;
     }
@@ -49,7 +47,7 @@ pub fn percentile(times: &[Duration], p: f64) -> Duration {
     times[rank.clamp(1, times.len()) - 1]
 }
 
-pub fn millis(d: Duration) -> f64 {
+fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 

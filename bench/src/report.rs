@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::burst::Burst;
-use crate::overhead::Overhead;
+use crate::overhead::Latencies;
 use crate::procs::{Binaries, run_json};
 use crate::table::{self, Row};
-use crate::wakeup::Wakeup;
 use crate::{idle, rest, spark};
 
 /// How big a run is.
@@ -61,26 +60,21 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
         scale.overhead_engines
     ));
     let engines = scale.overhead_engines.to_string();
-    let sqlite: Overhead = run_json(&["overhead", "--store", "sqlite", "--engines", &engines])?;
-    let surreal: Overhead = run_json(&["overhead", "--store", "surreal", "--engines", &engines])?;
-    let memory: Overhead = run_json(&["overhead", "--store", "memory", "--engines", &engines])?;
+    let sqlite: Latencies = run_json(&["overhead", "--store", "sqlite", "--engines", &engines])?;
+    let surreal: Latencies = run_json(&["overhead", "--store", "surreal", "--engines", &engines])?;
+    let memory: Latencies = run_json(&["overhead", "--store", "memory", "--engines", &engines])?;
     for (store, overhead) in [("SQLite", &sqlite), ("SurrealKV", &surreal)] {
+        let [p50, p99] = latency_rows(
+            |p| format!("a. create→Running {p} ({store})"),
+            overhead,
+            (&memory, "in-memory store"),
+        );
         rows.push(Row {
-            figure: format!("a. create→Running p50 ({store})"),
-            value: ms(overhead.p50_ms),
-            baseline: format!("{} in-memory store", ms(memory.p50_ms)),
-            ratio: overhead.p50_ms / memory.p50_ms,
             goal: "≤ 10 ms",
             met: Some(overhead.p50_ms <= 10.0),
+            ..p50
         });
-        rows.push(Row {
-            figure: format!("a. create→Running p99 ({store})"),
-            value: ms(overhead.p99_ms),
-            baseline: format!("{} in-memory store", ms(memory.p99_ms)),
-            ratio: overhead.p99_ms / memory.p99_ms,
-            goal: "–",
-            met: None,
-        });
+        rows.push(p99);
     }
 
     progress(format!("b. burst of {} engines", scale.burst_engines));
@@ -166,24 +160,37 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
         ("surreal-server", "SurrealDB server, LIVE query"),
     ] {
         let args = ["wakeup", "--store", store, "--engines", &engines];
-        let fed: Wakeup = run_json(&args)?;
-        let polled: Wakeup = run_json(&[&args[..], &["--no-feed"]].concat())?;
-        for (p, with, without) in [
-            ("p50", fed.p50_ms, polled.p50_ms),
-            ("p99", fed.p99_ms, polled.p99_ms),
-        ] {
-            rows.push(Row {
-                figure: format!("f. write→Running {p} ({label})"),
-                value: ms(with),
-                baseline: format!("{} no feed, 1 s checks", ms(without)),
-                ratio: with / without,
-                goal: "–",
-                met: None,
-            });
-        }
+        let fed: Latencies = run_json(&args)?;
+        let polled: Latencies = run_json(&[&args[..], &["--no-feed"]].concat())?;
+        rows.extend(latency_rows(
+            |p| format!("f. write→Running {p} ({label})"),
+            &fed,
+            (&polled, "no feed, 1 s checks"),
+        ));
     }
 
     Ok(table::render(&rows))
+}
+
+/// The p50 and p99 rows of `value` against `baseline` (measured, and what it
+/// was), without a goal; `figure` names the row for "p50" or "p99".
+fn latency_rows(
+    figure: impl Fn(&str) -> String,
+    value: &Latencies,
+    (baseline, what): (&Latencies, &str),
+) -> [Row; 2] {
+    let row = |p: &str, value: f64, baseline: f64| Row {
+        figure: figure(p),
+        value: ms(value),
+        baseline: format!("{} {what}", ms(baseline)),
+        ratio: value / baseline,
+        goal: "–",
+        met: None,
+    };
+    [
+        row("p50", value.p50_ms, baseline.p50_ms),
+        row("p99", value.p99_ms, baseline.p99_ms),
+    ]
 }
 
 fn progress(what: String) {

@@ -21,16 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rucat_core::resource::InstantResourceManager;
-use rucat_core::{Engines, Monitor, MonitorConfig, Store};
+use rucat_core::Store;
 use rucat_store::surreal::Password;
 use rucat_store::{SqliteStore, SurrealConfig, SurrealCredentials, SurrealStore};
-use serde::{Deserialize, Serialize};
 
-use crate::control_plane::request;
-use crate::overhead::{millis, percentile};
+use crate::control_plane::{ControlPlane, Wake};
+use crate::overhead::Latencies;
 use crate::procs::Process;
-use crate::watched::Watched;
 
 /// Where the SurrealDB test server binary is, as scripts/test and bench/run
 /// build it.
@@ -47,46 +44,21 @@ pub enum WakeStore {
     SurrealServer,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Wakeup {
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
-
-pub async fn run(kind: WakeStore, feed: bool, engines: usize) -> anyhow::Result<Wakeup> {
+pub async fn run(kind: WakeStore, feed: bool, engines: usize) -> anyhow::Result<Latencies> {
     let dir = tempfile::tempdir()?;
-    let (_server, monitor_side, user_side) = open(kind, dir.path()).await?;
-    let (store, mut reached) = Watched::with_feed(monitor_side, feed);
-    let monitor = Monitor::new(
-        store,
-        Arc::new(InstantResourceManager::new()),
-        MonitorConfig::default(),
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(monitor.run(async {
-        let _ = stopped.await;
-    }));
-    let users = Engines::new(user_side);
+    let (_server, monitor_side, users_side) = open(kind, dir.path()).await?;
+    let wake = Wake {
+        by_users: false,
+        by_feed: feed,
+    };
+    let mut plane = ControlPlane::assemble(monitor_side, users_side, wake);
     let mut times = Vec::with_capacity(engines);
     for _ in 0..engines {
         tokio::time::sleep(IDLE).await;
-        let started = Instant::now();
-        let id = users.create(request()).await?;
-        loop {
-            let (id_reached, at) = reached.recv().await.context("the monitor stopped")?;
-            if id_reached == id {
-                times.push(at.duration_since(started));
-                break;
-            }
-        }
+        times.push(plane.time_one_start().await?);
     }
-    let _ = stop.send(());
-    running.await?;
-    times.sort();
-    Ok(Wakeup {
-        p50_ms: millis(percentile(&times, 50.0)),
-        p99_ms: millis(percentile(&times, 99.0)),
-    })
+    plane.stop().await?;
+    Ok(Latencies::of(times))
 }
 
 /// The monitor's store and the users' store, and the server behind them if any.

@@ -26,15 +26,8 @@ impl Watched {
     /// The decorated store and the receiving end of its Running reports.
     /// Every write of a Running record is reported, the monitor's periodic
     /// checks of a Running engine too; receivers keep the first per engine.
-    pub fn new(inner: Arc<dyn Store>) -> (Arc<Self>, mpsc::UnboundedReceiver<Reached>) {
-        Self::with_feed(inner, true)
-    }
-
-    /// As [`Watched::new`], with the inner store's change feed hidden unless `feed`.
-    pub fn with_feed(
-        inner: Arc<dyn Store>,
-        feed: bool,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Reached>) {
+    /// The inner store's change feed reaches monitors only if `feed`.
+    pub fn new(inner: Arc<dyn Store>, feed: bool) -> (Arc<Self>, mpsc::UnboundedReceiver<Reached>) {
         let (running, reports) = mpsc::unbounded_channel();
         (
             Arc::new(Self {
