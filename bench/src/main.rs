@@ -11,6 +11,11 @@ mod report;
 mod rest;
 mod rss;
 mod spark;
+/// The SurrealDB server the tests start (RUCAT_SURREAL_BIN, built by
+/// scripts/test and bench/run), for the wake-up benchmark.
+#[allow(dead_code)]
+#[path = "../../rucat-store/tests/support/surreal_server.rs"]
+mod surreal_server;
 mod table;
 mod wakeup;
 mod watched;

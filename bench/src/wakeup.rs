@@ -14,25 +14,17 @@
 //! a pass ends, so an engine created right then is found without any feed;
 //! new work usually arrives at an idle monitor.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
 use rucat_core::Store;
-use rucat_store::surreal::Password;
-use rucat_store::{SqliteStore, SurrealConfig, SurrealCredentials, SurrealStore};
+use rucat_store::{SqliteStore, SurrealStore};
 
 use crate::control_plane::{ControlPlane, Wake};
 use crate::overhead::Latencies;
-use crate::procs::Process;
+use crate::surreal_server::{Storage, SurrealServer};
 
-/// Where the SurrealDB test server binary is, as scripts/test and bench/run
-/// build it.
-pub const SURREAL_BIN: &str = "RUCAT_SURREAL_BIN";
-const SURREAL_PASS: &str = "rucat-bench";
 /// How long the monitor is left idle before each engine is created.
 const IDLE: Duration = Duration::from_millis(100);
 
@@ -65,7 +57,7 @@ pub async fn run(kind: WakeStore, feed: bool, engines: usize) -> anyhow::Result<
 async fn open(
     kind: WakeStore,
     dir: &Path,
-) -> anyhow::Result<(Option<Process>, Arc<dyn Store>, Arc<dyn Store>)> {
+) -> anyhow::Result<(Option<SurrealServer>, Arc<dyn Store>, Arc<dyn Store>)> {
     match kind {
         WakeStore::Sqlite => {
             let path = dir.join("rucat.db");
@@ -74,40 +66,12 @@ async fn open(
             Ok((None, Arc::clone(&store), store))
         }
         WakeStore::SurrealServer => {
-            let (server, config) = start_surreal(dir)?;
+            // The tests' server: in memory, on a free loopback port.
+            let server = SurrealServer::start(Storage::Memory);
+            let config = server.config("rucat");
             let monitor_side = Arc::new(SurrealStore::open(&config).await?);
-            let user_side = Arc::new(SurrealStore::open(&config).await?);
-            Ok((Some(server), monitor_side, user_side))
+            let users_side = Arc::new(SurrealStore::open(&config).await?);
+            Ok((Some(server), monitor_side, users_side))
         }
     }
-}
-
-/// A SurrealDB server in memory on a free loopback port.
-fn start_surreal(dir: &Path) -> anyhow::Result<(Process, SurrealConfig)> {
-    let bin = std::env::var_os(SURREAL_BIN).with_context(|| format!("{SURREAL_BIN} is not set"))?;
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port();
-    let mut command = Command::new(bin);
-    command
-        .args(["start", "--bind", &format!("127.0.0.1:{port}")])
-        .args(["--user", "root", "--pass", SURREAL_PASS, "--log", "warn"])
-        .arg("memory");
-    let server = Process::start(command, &dir.join("surreal.log"))?;
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let started = Instant::now();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("the SurrealDB server did not listen on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let config = SurrealConfig {
-        credentials: Some(SurrealCredentials {
-            username: "root".to_owned(),
-            password: Password::new(SURREAL_PASS),
-        }),
-        ..SurrealConfig::new(format!("ws://{addr}"))
-    };
-    Ok((server, config))
 }
