@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::EngineState;
 use crate::time::Timestamp;
+use crate::token::EngineToken;
 
 /// Rucat-generated engine id: 32 lowercase hex digits of a UUIDv7, so ids are
 /// unique, URL-safe, usable in Kubernetes names and sort by creation time.
@@ -137,6 +138,11 @@ pub struct EngineSpec {
     pub engine_type: EngineType,
     pub version: String,
     pub configs: Configs,
+    /// This start's secret, which the engine demands from every client (see
+    /// [`crate::token`]). Drawn afresh by the monitor whenever it starts the
+    /// engine; `None` until the first start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<EngineToken>,
 }
 
 /// A monitor's claim on an engine: only `owner` may act on it until `expires_at`;
@@ -315,6 +321,7 @@ mod tests {
             engine_type: EngineType::Spark,
             version: "4.3.0".into(),
             configs: Configs::new(),
+            token: None,
         };
         EngineRecord::new(spec, now)
     }

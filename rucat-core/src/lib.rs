@@ -18,6 +18,7 @@ pub mod resource;
 pub mod state;
 pub mod store;
 pub mod time;
+pub mod token;
 
 pub use change::{Change, ChangeSink, ChangeSinks};
 pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
@@ -28,3 +29,4 @@ pub use resource::{ResourceError, ResourceManager, ResourceStatus};
 pub use state::{EngineState, Event, Transition};
 pub use store::{Store, StoreError};
 pub use time::Timestamp;
+pub use token::EngineToken;

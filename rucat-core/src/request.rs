@@ -146,6 +146,7 @@ impl CreateEngineRequest {
             engine_type,
             version: self.version,
             configs: self.configs,
+            token: None,
         })
     }
 }

@@ -39,6 +39,7 @@ fn spec(version: &str, configs: &[(&str, &str)]) -> EngineSpec {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Configs>(),
+        token: None,
     }
 }
 

@@ -240,6 +240,7 @@ mod tests {
                 ("spark.executor.instances".to_owned(), "2".to_owned()),
                 ("spark.executor.memory".to_owned(), "2g".to_owned()),
             ]),
+            token: None,
         }
     }
 

@@ -22,6 +22,7 @@ use crate::resource::{ResourceError, ResourceManager, ResourceStatus};
 use crate::state::{EngineState, Event, Transition, transition};
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
+use crate::token::EngineToken;
 
 /// Longest wait between retries of a resource manager that is unavailable.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -102,6 +103,18 @@ impl Reconciler {
         }
         let mut claimed = seen.clone();
         move_to(&mut claimed, state, now);
+        if seen.state == EngineState::WaitToStart {
+            // Each start gets its own secret, written with the claim so that
+            // a monitor taking this start over creates the engine with the
+            // same one (see `crate::token`).
+            match EngineToken::generate() {
+                Ok(token) => claimed.spec.token = Some(token),
+                Err(err) => {
+                    warn!(%err, "cannot start the engine without a token");
+                    return None;
+                }
+            }
+        }
         claimed.lease = Some(Lease {
             owner: self.config.owner.clone(),
             expires_at: now.plus(self.config.lease_duration),

@@ -65,6 +65,7 @@ fn engine(name: &str, created: Timestamp) -> EngineRecord {
         engine_type: EngineType::Spark,
         version: "4.3.0".to_owned(),
         configs: BTreeMap::from([("spark.executor.instances".to_owned(), "1".to_owned())]),
+        token: None,
     };
     EngineRecord::new(spec, created)
 }

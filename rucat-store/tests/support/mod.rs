@@ -18,6 +18,7 @@ pub fn engine(name: &str) -> EngineRecord {
         engine_type: EngineType::Spark,
         version: "4.3.0".to_owned(),
         configs: BTreeMap::new(),
+        token: None,
     };
     EngineRecord::new(spec, T0)
 }

@@ -190,13 +190,18 @@ impl LocalResourceManager {
         let launcher_opts = spark::launcher_opts(inherited.as_deref());
         // Without SPARK_LOCAL_IP the driver and block manager bind to the
         // machine's outward address, whatever the Connect binding says.
-        let envs = [
+        let mut envs = vec![
             ("SPARK_LOCAL_IP", OsStr::new(spark::BIND_ADDRESS)),
             ("SPARK_LAUNCHER_OPTS", OsStr::new(&launcher_opts)),
             ("SPARK_HOME", self.spark.home.as_os_str()),
             ("SPARK_LOG_DIR", dir.path().as_os_str()),
             ("SPARK_PID_DIR", dir.path().as_os_str()),
         ];
+        // The engine's secret goes in its environment, which only its own
+        // user can read, never on its command line, which `ps` shows anyone.
+        if let Some(token) = &spec.token {
+            envs.push((spark::TOKEN_ENV, OsStr::new(token.expose())));
+        }
         let child = process::spawn(&self.spark.submit, &args, &envs, dir.path(), log).map_err(
             unavailable(format!("cannot run {}", self.spark.submit.display())),
         )?;
@@ -501,6 +506,7 @@ mod tests {
             engine_type: crate::engine::EngineType::Spark,
             version: version.into(),
             configs: Default::default(),
+            token: None,
         }
     }
 

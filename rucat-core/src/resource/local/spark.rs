@@ -15,6 +15,12 @@ pub(super) const CONNECT_SERVER_CLASS: &str =
 /// Engines listen on loopback only: a local engine is for this machine.
 pub(super) const BIND_ADDRESS: &str = "127.0.0.1";
 
+/// Where a Spark 4 Connect server reads the pre-shared token it demands from
+/// clients (`PreSharedKeyAuthenticationInterceptor`). The environment rather
+/// than `spark.connect.authenticate.token`, so that the token is on no command
+/// line and in no Spark conf a client can read back.
+pub(super) const TOKEN_ENV: &str = "SPARK_CONNECT_AUTHENTICATE_TOKEN";
+
 const DRIVER_MEMORY: &str = "spark.driver.memory";
 const DRIVER_JAVA_OPTIONS: &str = "spark.driver.extraJavaOptions";
 
