@@ -22,7 +22,8 @@ pub fn run(bins: &Binaries, work: &Path) -> anyhow::Result<Idle> {
     let data = work.join("idle");
     let mut command = bins.server();
     command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
         .arg(&data);
     let server = Process::server(command, &work.join("idle-server.log"))?;
 

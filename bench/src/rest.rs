@@ -35,7 +35,8 @@ pub async fn run(bins: &Binaries, work: &Path, duration: Duration) -> anyhow::Re
     std::fs::write(&config, r#"{"embedded_monitor": false}"#)?;
     let mut command = bins.server();
     command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
         .arg(&data)
         .arg("--config-path")
         .arg(&config);

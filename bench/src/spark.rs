@@ -146,7 +146,8 @@ async fn through_rucat(
     let data = work.join(format!("rucat-{round}"));
     let mut command = bins.server();
     command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
         .arg(&data);
     let server = Process::server(command, &work.join(format!("spark-server-{round}.log")))?;
     let api = Api {

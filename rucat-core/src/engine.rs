@@ -163,7 +163,8 @@ pub struct EngineRecord {
     pub update_time: Timestamp,
     /// When the engine entered its current state (start deadlines count from here).
     pub state_since: Timestamp,
-    /// Where clients connect, e.g. `sc://127.0.0.1:15002`; set once the resource
+    /// The engine's own address, e.g. `sc://127.0.0.1:15002`, where only
+    /// clients with its token get in (rucat's gateway); set once the resource
     /// reported Running and cleared when its termination begins.
     pub endpoint: Option<String>,
     /// Why the engine is on the error path.
@@ -241,7 +242,9 @@ pub struct EngineInfo {
     pub configs: Configs,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
-    /// Where clients connect, e.g. `sc://127.0.0.1:15002`; only while Running.
+    /// Where clients connect; only while Running. Through rucat's gateway,
+    /// e.g. `sc://localhost:15002/;x-rucat-engine-id=<id>` (append
+    /// `;token=<bearer token>` when auth is on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub endpoint: Option<String>,

@@ -5,3 +5,6 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod gateway;
+pub mod serve;
+pub mod tls;

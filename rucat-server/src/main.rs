@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use hyper_util::service::TowerToHyperService;
 use rucat_core::metrics::{MonitorMetrics, ResourceMetrics};
 use rucat_core::resource::MeasuredResourceManager;
 use rucat_core::{Engines, Monitor, MonitorConfig};
@@ -13,6 +14,10 @@ use rucat_monitor::{build_resource_manager, process};
 use rucat_server::api::{self, HttpMetrics};
 use rucat_server::auth::StaticAuth;
 use rucat_server::config::{self, Cli};
+use rucat_server::gateway::{Activity, Gateway, GatewayMetrics};
+use rucat_server::serve::{self, Protocol};
+use rucat_server::tls::Alpn;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -62,26 +67,65 @@ async fn main() -> anyhow::Result<()> {
             ..MonitorConfig::default()
         };
         // The store's change feed tells it of every API write at once.
-        let monitor = Monitor::new(store, resources, config).with_metrics(lifecycle);
+        let monitor = Monitor::new(store.clone(), resources, config).with_metrics(lifecycle);
         Some(tokio::spawn(monitor.run(stopped())))
     } else {
         None
     };
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let rest_tls = settings
+        .tls
+        .as_ref()
+        .map(|t| t.load(Alpn::Http))
+        .transpose()?;
+    let gateway_tls = settings
+        .tls
+        .as_ref()
+        .map(|t| t.load(Alpn::Http2))
+        .transpose()?;
+    let scheme = if rest_tls.is_some() { "https" } else { "http" };
+    let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    let router = api::observed_router(
-        engines,
-        settings.auth.map(StaticAuth::from),
-        Arc::new(telemetry),
-        http_metrics,
+    let gateway_listener = TcpListener::bind(settings.gateway_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (gateway.listen)",
+                settings.gateway_listen
+            )
+        })?;
+    let gateway_addr = gateway_listener
+        .local_addr()
+        .context("cannot read the gateway's bound address")?;
+    let advertised = settings.advertised(gateway_addr);
+
+    let auth = settings.auth.map(StaticAuth::from);
+    let activity = Activity::with_metrics(GatewayMetrics::register(telemetry.registry_mut()));
+    let gateway = Gateway::new(store, auth.clone(), activity);
+    let router = api::through_gateway(
+        api::observed_router(engines, auth, Arc::new(telemetry), http_metrics),
+        advertised.clone(),
     );
-    let server = axum::serve(listener, router).with_graceful_shutdown(stopped());
-    tracing::info!("rucat server listening on http://{addr}");
+    let rest = serve::serve(
+        listener,
+        rest_tls,
+        Protocol::http(),
+        TowerToHyperService::new(router),
+        stopped(),
+    );
+    let gateway = gateway.serve(gateway_listener, gateway_tls, stopped());
+    tracing::info!("rucat server listening on {scheme}://{addr}");
+    tracing::info!(
+        "Spark Connect gateway listening on {gateway_addr}; engines are reached at {}",
+        advertised.endpoint_pattern()
+    );
+    let server = async {
+        tokio::join!(rest, gateway);
+    };
 
     let signals = tokio::spawn({
         let stop = stop.clone();
@@ -91,13 +135,12 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     let watchdog = tokio::spawn(watch_monitor(monitor, stop.clone()));
-    let served = server.await;
+    server.await;
     signals.abort();
     // Stops the monitor if the server ended on its own, and waits for it to
     // finish the actions under way. Engines stay as recorded.
     let _ = stop.send(true);
     let monitor_ok = watchdog.await.unwrap_or(false);
-    served.context("the server failed")?;
     anyhow::ensure!(monitor_ok, "the embedded monitor stopped unexpectedly");
     tracing::info!("rucat server stopped");
     Ok(())

@@ -31,9 +31,15 @@ fn command(args: &[&str]) -> Command {
 
 impl Server {
     fn start(args: &[&str]) -> Self {
-        let mut child = command(&[&["--listen", "127.0.0.1:0"], args].concat())
-            .spawn()
-            .unwrap();
+        let mut child = command(
+            &[
+                &["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"],
+                args,
+            ]
+            .concat(),
+        )
+        .spawn()
+        .unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (found, url) = mpsc::channel();
         for stream in [

@@ -104,7 +104,11 @@ async fn spark_engine_lifecycle_through_the_server() {
         .as_str()
         .expect("a running engine has an endpoint")
         .to_owned();
-    assert!(endpoint.starts_with("sc://127.0.0.1:"), "{endpoint}");
+    assert!(
+        endpoint.starts_with("sc://localhost:")
+            && endpoint.ends_with(&format!("/;x-rucat-engine-id={id}")),
+        "users connect through the gateway: {endpoint}"
+    );
     assert_eq!(query(endpoint).await, "499500");
 
     api.action(&server, &id, "stop").await;

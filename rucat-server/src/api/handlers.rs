@@ -8,6 +8,7 @@
 //! as the monitor's passes do, so one engine's log lines can be followed
 //! across the API and the monitor.
 
+use axum::Extension;
 use axum::extract::State;
 use rucat_core::{CreateEngineRequest, EngineId, EngineInfo, Engines};
 use serde::Serialize;
@@ -16,6 +17,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{EnginePath, Json};
+use crate::gateway::Advertised;
 
 /// `{"id": "<engine id>"}`: the answer to a create, and one entry of a list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,12 +75,19 @@ pub async fn create(
 )]
 pub async fn get(
     State(engines): State<Engines>,
+    gateway: Option<Extension<Advertised>>,
     EnginePath(id): EnginePath,
 ) -> JsonResult<EngineInfo> {
     let span = engine_span(&id);
     async move {
         let record = engines.get(&id).await?;
-        Ok(axum::Json(EngineInfo::from(&record)))
+        let mut info = EngineInfo::from(&record);
+        // Users connect through the gateway; the engine's own address is
+        // for the gateway alone (and refuses clients without its token).
+        if let (Some(Extension(gateway)), Some(endpoint)) = (gateway, &mut info.endpoint) {
+            *endpoint = gateway.endpoint(&id);
+        }
+        Ok(axum::Json(info))
     }
     .instrument(span)
     .await

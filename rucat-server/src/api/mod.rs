@@ -30,6 +30,7 @@ use rucat_core::Engines;
 use rucat_monitor::http::{Telemetry, health_router, metrics_router};
 
 use crate::auth::{self, StaticAuth};
+use crate::gateway::Advertised;
 
 pub use error::{ApiError, ErrorBody, ErrorKind};
 pub use handlers::EngineRef;
@@ -56,6 +57,13 @@ pub fn observed_router(
     http: HttpMetrics,
 ) -> Router {
     build(engines, auth, Some((telemetry, http)))
+}
+
+/// Makes `router` show a Running engine's endpoint as the gateway's
+/// connection string for it (see [`crate::gateway`]) instead of the
+/// engine's own address.
+pub fn through_gateway(router: Router, gateway: Advertised) -> Router {
+    router.layer(axum::Extension(gateway))
 }
 
 fn build(

@@ -18,6 +18,9 @@ pub struct Cli {
     /// Directory for the database and engine work directories (overrides `data_dir`).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Address for the Spark Connect gateway (overrides `gateway.listen`).
+    #[arg(long, value_name = "ADDR")]
+    pub gateway_listen: Option<SocketAddr>,
 }
 
 #[cfg(test)]
@@ -42,11 +45,14 @@ mod tests {
             "0.0.0.0:8080",
             "--data-dir",
             "/var/lib/rucat",
+            "--gateway-listen",
+            "0.0.0.0:15002",
         ])
         .unwrap();
         assert_eq!(cli.config_path, Some("/etc/rucat.json".into()));
         assert_eq!(cli.listen, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(cli.data_dir, Some("/var/lib/rucat".into()));
+        assert_eq!(cli.gateway_listen, Some("0.0.0.0:15002".parse().unwrap()));
     }
 
     #[test]

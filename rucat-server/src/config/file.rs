@@ -1,6 +1,6 @@
 //! The configuration file, in the original rucat shape (`auth_provider`,
 //! `database`) plus `resource_manager`, `listen`, `data_dir`,
-//! `embedded_monitor` and `check_interval_secs`.
+//! `embedded_monitor`, `check_interval_secs`, `gateway` and `tls`.
 //!
 //! Keys are parsed one by one rather than with one derived struct so that
 //! every error names the key at fault: serde's own messages for a nested
@@ -15,6 +15,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::auth::AuthProviderConfig;
+use crate::gateway::GatewayConfig;
+use crate::tls::TlsConfig;
 
 pub const KNOWN_KEYS: &[&str] = &[
     "auth_provider",
@@ -24,6 +26,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_dir",
     "embedded_monitor",
     "check_interval_secs",
+    "gateway",
+    "tls",
 ];
 
 /// The file as written: `None` where a key was left out (or `null`).
@@ -40,6 +44,10 @@ pub struct FileConfig {
     /// How often the embedded monitor checks engines, as in the original
     /// monitor's config.
     pub check_interval_secs: u8,
+    /// The Spark Connect gateway's address and the address it advertises.
+    pub gateway: GatewayConfig,
+    /// Serve the REST API and the gateway over TLS.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for FileConfig {
@@ -52,6 +60,8 @@ impl Default for FileConfig {
             data_dir: None,
             embedded_monitor: true,
             check_interval_secs: 1,
+            gateway: GatewayConfig::default(),
+            tls: None,
         }
     }
 }
@@ -95,6 +105,8 @@ pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
                     return Err(invalid("check_interval_secs", "must be at least 1"));
                 }
             }
+            "gateway" => config.gateway = value_of("gateway", value)?,
+            "tls" => config.tls = value_of("tls", value)?,
             _ => return Err(ConfigError::UnknownKey { key }),
         }
     }
@@ -105,7 +117,24 @@ pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
     {
         return Err(invalid("data_dir", "must not be empty"));
     }
+    if let Some(address) = &config.gateway.advertised_address {
+        check_host_port(address).map_err(|reason| invalid("gateway.advertised_address", reason))?;
+    }
     Ok(config)
+}
+
+/// An advertised address goes into `sc://` URLs: `host:port`, nothing more.
+fn check_host_port(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or("must be host:port, e.g. rucat.example.com:443")?;
+    port.parse::<u16>()
+        .map_err(|_| format!("`{port}` is not a port number"))?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':');
+    if host.is_empty() || !host.chars().all(allowed) {
+        return Err("the host must be a DNS name or an IP address".into());
+    }
+    Ok(())
 }
 
 fn value_of<T: DeserializeOwned>(key: &'static str, value: Value) -> Result<T, ConfigError> {
@@ -171,6 +200,42 @@ mod tests {
         assert_eq!(config.data_dir, Some("/var/lib/rucat".into()));
         assert!(!config.embedded_monitor);
         assert_eq!(config.check_interval_secs, 5);
+    }
+
+    #[test]
+    fn the_gateway_and_tls_parse_and_are_checked() {
+        let config = parse(
+            r#"{"gateway": {"listen": "0.0.0.0:15002", "advertised_address": "rucat.example.com:443"},
+                "tls": {"certificate": "/etc/rucat/tls.crt", "key": "/etc/rucat/tls.key"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.gateway.listen,
+            Some("0.0.0.0:15002".parse().unwrap())
+        );
+        assert_eq!(
+            config.gateway.advertised_address.as_deref(),
+            Some("rucat.example.com:443")
+        );
+        assert_eq!(
+            config.tls.map(|t| t.key),
+            Some(PathBuf::from("/etc/rucat/tls.key"))
+        );
+        for (bad, reason) in [
+            ("rucat.example.com", "must be host:port"),
+            ("rucat.example.com:https", "not a port number"),
+            ("a/b:443", "DNS name or an IP address"),
+            (":443", "DNS name or an IP address"),
+        ] {
+            let text = format!(r#"{{"gateway": {{"advertised_address": "{bad}"}}}}"#);
+            let err = error(&text);
+            assert!(err.starts_with("gateway.advertised_address: "), "{err}");
+            assert!(err.contains(reason), "{bad}: {err}");
+        }
+        let err = error(r#"{"gateway": {"port": 1}}"#);
+        assert!(err.starts_with("gateway: unknown field `port`"), "{err}");
+        let err = error(r#"{"tls": {"certificate": "/c"}}"#);
+        assert!(err.starts_with("tls: missing field `key`"), "{err}");
     }
 
     #[test]

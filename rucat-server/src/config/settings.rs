@@ -12,6 +12,8 @@ use rucat_store::DatabaseConfig;
 use super::cli::Cli;
 use super::file::FileConfig;
 use crate::auth::AuthProviderConfig;
+use crate::gateway::{self, Advertised};
+use crate::tls::TlsConfig;
 
 /// Loopback only, so an unconfigured server is not reachable from elsewhere.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
@@ -25,6 +27,24 @@ pub struct Settings {
     pub auth: Option<AuthProviderConfig>,
     pub embedded_monitor: bool,
     pub check_interval: Duration,
+    /// Where the Spark Connect gateway listens.
+    pub gateway_listen: SocketAddr,
+    /// The gateway address shown to users; `None`: derived from where it
+    /// listens once bound (see [`Settings::advertised`]).
+    pub gateway_advertised: Option<String>,
+    pub tls: Option<TlsConfig>,
+}
+
+impl Settings {
+    /// How users reach the gateway, which listens at `bound` (the port
+    /// actually bound, in case `gateway_listen` asked for any).
+    pub fn advertised(&self, bound: SocketAddr) -> Advertised {
+        let tls = self.tls.is_some();
+        match &self.gateway_advertised {
+            Some(address) => Advertised::new(address.clone(), tls),
+            None => Advertised::from_listen(bound, tls),
+        }
+    }
 }
 
 /// Flags win over the file, and the file over defaults. The database and the
@@ -47,6 +67,12 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
         auth: file.auth_provider,
         embedded_monitor: file.embedded_monitor,
         check_interval: Duration::from_secs(file.check_interval_secs.into()),
+        gateway_listen: cli
+            .gateway_listen
+            .or(file.gateway.listen)
+            .unwrap_or(gateway::DEFAULT_LISTEN),
+        gateway_advertised: file.gateway.advertised_address,
+        tls: file.tls,
         data_dir,
     }
 }
@@ -63,6 +89,7 @@ mod tests {
             config_path: None,
             listen: listen.map(|l| l.parse().unwrap()),
             data_dir: data_dir.map(PathBuf::from),
+            gateway_listen: None,
         }
     }
 
@@ -90,6 +117,40 @@ mod tests {
         assert!(settings.auth.is_none());
         assert!(settings.embedded_monitor);
         assert_eq!(settings.check_interval, Duration::from_secs(1));
+        assert_eq!(
+            settings.gateway_listen,
+            "127.0.0.1:15002".parse::<SocketAddr>().unwrap()
+        );
+        assert!(settings.tls.is_none());
+        let id = rucat_core::EngineId::generate();
+        assert_eq!(
+            settings.advertised(settings.gateway_listen).endpoint(&id),
+            format!("sc://localhost:15002/;x-rucat-engine-id={id}")
+        );
+    }
+
+    #[test]
+    fn the_gateway_advertises_what_it_is_told() {
+        let file = parse(
+            r#"{"gateway": {"listen": "0.0.0.0:15002", "advertised_address": "rucat.example.com:443"},
+                "tls": {"certificate": "/c", "key": "/k"}}"#,
+        )
+        .unwrap();
+        let mut flags = cli(None, None);
+        flags.gateway_listen = Some("127.0.0.1:0".parse().unwrap());
+        let settings = resolve(file, &flags);
+        assert_eq!(
+            settings.gateway_listen,
+            "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+            "the flag wins"
+        );
+        let id = rucat_core::EngineId::generate();
+        assert_eq!(
+            settings
+                .advertised("127.0.0.1:40000".parse().unwrap())
+                .endpoint(&id),
+            format!("sc://rucat.example.com:443/;x-rucat-engine-id={id};use_ssl=true")
+        );
     }
 
     #[test]

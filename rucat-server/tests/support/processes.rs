@@ -27,7 +27,9 @@ impl RucatProcess {
     /// `rucat_server`'s info lines through (the address is one).
     pub fn server_logging(args: &[&str], log_filter: &str) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rucat-server"));
-        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        command
+            .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
+            .args(args);
         let mut child = spawn(command, log_filter);
         let stderr = child.stderr.take().expect("piped stderr");
         let (found, url) = mpsc::channel();
@@ -39,8 +41,9 @@ impl RucatProcess {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[rucat-server] {line}");
                 note_panic(&line, &seen);
-                if let Some(at) = line.find("listening on http://") {
-                    let _ = found.send(line[at + "listening on ".len()..].trim().to_owned());
+                if let Some(at) = line.find("rucat server listening on ") {
+                    let at = at + "rucat server listening on ".len();
+                    let _ = found.send(line[at..].trim().to_owned());
                 }
             }
         });
@@ -237,4 +240,25 @@ pub fn spark_query(endpoint: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `tests/support/gateway_client.py` (a real pyspark client) with
+/// `args`; returns the JSON it prints, or its stderr if it failed. The
+/// client never inherits an engine token from the environment (pyspark
+/// would send it).
+pub fn pyspark(args: &[&str], envs: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/gateway_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .env_remove("SPARK_CONNECT_AUTHENTICATE_TOKEN")
+        .envs(envs.iter().copied())
+        .output()
+        .expect("python3");
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).map_err(|e| format!("{e}: {stdout}"))
 }

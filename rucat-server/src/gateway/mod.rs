@@ -1,0 +1,189 @@
+//! Rucat Connect: the Spark Connect gateway in front of every engine.
+//!
+//! Users never reach an engine directly. Each start of an engine gets its
+//! own secret ([`rucat_core::token`]), and the engine admits only clients
+//! that present it; the gateway is the one client that knows it. A user's
+//! Spark Connect client talks to the gateway, naming the engine in its
+//! metadata (`sc://HOST:PORT/;x-rucat-engine-id=<id>`, which a stock client
+//! sends as it is) and, when auth is configured, its rucat credential
+//! (`;token=<bearer token>`). For every RPC the gateway:
+//!
+//! 1. checks the credential with the same [`StaticAuth`] as the REST API;
+//! 2. reads the engine's record from the store ([`route`]): it must be
+//!    Running, on an engine kind that can check a token;
+//! 3. swaps the user's credential for the engine's token and forwards the
+//!    RPC over one shared HTTP/2 connection per engine ([`proxy`]),
+//!    streaming both ways with end-to-end flow control;
+//! 4. counts it ([`Activity`]): open streams, RPCs, bytes, last RPC.
+//!
+//! Everything it refuses is a gRPC status with a message that says what to
+//! do ([`route::Refusal`]). The gateway has its own port, so that gRPC load
+//! balancers and ingresses can be pointed at it without touching the REST
+//! API; [`Gateway::serve`] runs it, and [`Gateway::handle`] lets an
+//! embedding program mount it in a server of its own.
+
+mod activity;
+mod advertised;
+mod proxy;
+pub mod route;
+mod status;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::Request;
+use axum::http::header::AUTHORIZATION;
+use http_body::Body;
+use rucat_core::{EngineId, Store};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::auth::StaticAuth;
+use crate::serve::{self, Protocol};
+
+pub use activity::{Activity, ActivitySnapshot, GatewayMetrics};
+pub use advertised::Advertised;
+pub use proxy::{BoxError, GatewayBody, GatewayResponse};
+pub use route::{ENGINE_ID_KEY, Refusal};
+pub use status::Code;
+
+use activity::Direction;
+
+/// `"gateway": {...}` in the server's config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Where the gateway listens; default `127.0.0.1:15002`.
+    pub listen: Option<SocketAddr>,
+    /// `host:port` that users reach the gateway at, as shown in engine
+    /// endpoints; default: derived from `listen`. Set it when the server is
+    /// behind a load balancer, an ingress or a port mapping.
+    pub advertised_address: Option<String>,
+}
+
+/// Spark Connect's own port, so `sc://host` without a port reaches rucat.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    15002,
+));
+
+/// The gateway; cheap to clone, every clone serves the same engines.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    auth: Option<StaticAuth>,
+    activity: Activity,
+    engines: proxy::EngineClient,
+}
+
+impl Gateway {
+    /// A gateway to the engines of `store`, admitting clients by `auth`
+    /// (open without), and recording into `activity`.
+    pub fn new(store: Arc<dyn Store>, auth: Option<StaticAuth>, activity: Activity) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                auth,
+                activity,
+                engines: proxy::engine_client(),
+            }),
+        }
+    }
+
+    /// What this gateway has seen of each engine's use.
+    pub fn activity(&self) -> &Activity {
+        &self.inner.activity
+    }
+
+    /// Serves the gateway on `listener` (over TLS with `tls`, which should
+    /// offer ALPN `h2`) until `shutdown` resolves; RPCs under way then have
+    /// a while to finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let protocol = Protocol::http2(proxy::STREAM_WINDOW, proxy::CONNECTION_WINDOW);
+        let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+            let gateway = self.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(request).await) }
+        });
+        serve::serve(listener, tls, protocol, service, shutdown).await;
+    }
+
+    /// Answers one RPC: forwards it to its engine, or refuses it with a gRPC status.
+    pub async fn handle<B>(&self, request: Request<B>) -> GatewayResponse
+    where
+        B: Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        match self.forward(request).await {
+            Ok(response) => response,
+            Err(refusal) => {
+                debug!(%refusal, "RPC refused");
+                self.inner.activity.refused(refusal.kind());
+                status::response(refusal.code(), &refusal.to_string())
+            }
+        }
+    }
+
+    async fn forward<B>(&self, request: Request<B>) -> Result<GatewayResponse, Refusal>
+    where
+        B: Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let headers = request.headers();
+        if !route::is_grpc(headers) {
+            return Err(Refusal::NotGrpc);
+        }
+        if let Some(auth) = &self.inner.auth {
+            let allowed = headers
+                .get(AUTHORIZATION)
+                .is_some_and(|value| auth.allows(value.as_bytes()));
+            if !allowed {
+                return Err(Refusal::Unauthenticated);
+            }
+        }
+        let id = route::engine_id(headers)?;
+        let record = self
+            .inner
+            .store
+            .get(&id)
+            .await?
+            .ok_or_else(|| Refusal::UnknownEngine(id.clone()))?;
+        let upstream = route::upstream(&record)?;
+        let request = proxy::upstream_request(request, &id, &upstream)?;
+        let stream = self.inner.activity.rpc_started(&id);
+        let request = request.map(|body| proxy::counted(body, &stream, Direction::ToEngine));
+        let response = self
+            .inner
+            .engines
+            .request(request)
+            .instrument(info_span!("engine", id = %id))
+            .await
+            .map_err(|err| unreachable(&id, &err))?;
+        Ok(response.map(|body| proxy::counted(body, &stream, Direction::ToClient)))
+    }
+}
+
+fn unreachable(id: &EngineId, err: &hyper_util::client::legacy::Error) -> Refusal {
+    let why = if err.is_connect() {
+        "cannot connect to it".to_owned()
+    } else {
+        // The source says more than the client error's own text.
+        std::error::Error::source(err).map_or_else(|| err.to_string(), ToString::to_string)
+    };
+    warn!(engine = %id, %why, "engine unreachable");
+    Refusal::Unreachable {
+        id: id.clone(),
+        why,
+    }
+}
