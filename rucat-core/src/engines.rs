@@ -145,6 +145,35 @@ impl Engines {
         self.act(id, Event::Delete).await
     }
 
+    /// Forgets an engine whose resources are being released (stopping, or
+    /// on the error path) without waiting for the cleanup to finish: the way
+    /// out when it cannot finish, e.g. the platform refuses the deletion.
+    /// Returns the record as it was, whose `error` names what may remain (see
+    /// [`crate::ResourceManager::describe`]), for the caller to log. Where
+    /// nothing is held (`WaitToStart`, `Terminated`, `ErrorClean`) it is
+    /// [`Self::delete`]; a starting or running engine must be stopped first.
+    pub async fn force_delete(&self, id: &EngineId) -> Result<EngineRecord, EngineError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let record = self.get(id).await?;
+            if !record.state.is_cleaning_up() {
+                transition(record.state, Event::Delete).map_err(|e| EngineError::InvalidState {
+                    id: id.clone(),
+                    action: Event::Delete,
+                    state: e.state,
+                })?;
+            }
+            match self.store.delete(id, record.revision).await {
+                Ok(()) => {
+                    self.nudge();
+                    return Ok(record);
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(EngineError::Contended(id.clone()))
+    }
+
     /// Waits until the engine is in `state`, for applications that drive
     /// engines through the library rather than a UI that polls.
     pub async fn wait_for(
@@ -327,6 +356,55 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(record.id(), &id);
+    }
+
+    /// Moves the engine to `state` as a monitor would.
+    async fn put(engines: &Engines, id: &EngineId, state: EngineState, error: Option<&str>) {
+        let mut record = engines.get(id).await.unwrap();
+        record.enter(state, Timestamp::now());
+        record.error = error.map(str::to_owned);
+        engines
+            .store()
+            .compare_and_swap(record.revision, &record)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn force_delete_forgets_an_engine_only_on_the_cleanup_path() {
+        let engines = engines();
+        let id = engines.create(request("a")).await.unwrap();
+        put(&engines, &id, EngineState::Running, None).await;
+        let err = engines.force_delete(&id).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::InvalidState {
+                    state: EngineState::Running,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        let blocked =
+            "cleanup blocked, retrying: forbidden; until it succeeds, these may remain: pod p";
+        put(&engines, &id, EngineState::ErrorTriggerClean, Some(blocked)).await;
+        assert!(
+            engines.delete(&id).await.is_err(),
+            "a plain delete still waits for the cleanup"
+        );
+        let removed = engines.force_delete(&id).await.unwrap();
+        assert_eq!(removed.state, EngineState::ErrorTriggerClean);
+        assert_eq!(removed.error.as_deref(), Some(blocked));
+        assert!(matches!(
+            engines.get(&id).await,
+            Err(EngineError::NotFound(_))
+        ));
+
+        let at_rest = engines.create(request("b")).await.unwrap();
+        engines.force_delete(&at_rest).await.unwrap();
+        assert!(engines.get(&at_rest).await.is_err());
     }
 
     #[tokio::test]

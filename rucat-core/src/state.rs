@@ -85,6 +85,20 @@ impl EngineState {
         matches!(self, Self::Terminated | Self::ErrorClean)
     }
 
+    /// States in which the engine's resources are being released: the monitor
+    /// deletes them and waits until they are gone, however long that takes.
+    pub const fn is_cleaning_up(self) -> bool {
+        matches!(
+            self,
+            Self::WaitToTerminate
+                | Self::TriggerTermination
+                | Self::TerminateInProgress
+                | Self::ErrorWaitToClean
+                | Self::ErrorTriggerClean
+                | Self::ErrorCleanInProgress
+        )
+    }
+
     /// States on the error path; the engine's `error` says why it got there.
     pub const fn is_error(self) -> bool {
         matches!(

@@ -111,6 +111,9 @@ struct Scripted {
     /// What `status` reports right after `create`.
     initial: Option<ResourceStatus>,
     deletes: AtomicU32,
+    /// What a deleted resource reports until the test removes it; gone at
+    /// once when unset.
+    delete_leaves: Option<ResourceStatus>,
     creates_in_flight: AtomicU32,
     max_creates_in_flight: AtomicU32,
     create_delay: Duration,
@@ -169,13 +172,127 @@ impl ResourceManager for Scripted {
 
     async fn delete(&self, id: &EngineId) -> Result<(), ResourceError> {
         self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.status.lock().unwrap().remove(id);
+        let mut status = self.status.lock().unwrap();
+        match &self.delete_leaves {
+            Some(left) => {
+                status.insert(id.clone(), left.clone());
+            }
+            None => {
+                status.remove(id);
+            }
+        }
         Ok(())
     }
 
     fn subscribe(&self, sink: ChangeSink) {
         *self.sink.lock().unwrap() = Some(sink);
     }
+}
+
+#[tokio::test]
+async fn a_terminating_resource_is_waited_for_not_deleted_again() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted {
+        delete_leaves: Some(ResourceStatus::Terminating),
+        ..Default::default()
+    });
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+    let id = engines.create(request("slow-stop")).await.unwrap();
+    wait_for(&engines, &id, EngineState::Running).await;
+    engines.stop(&id).await.unwrap();
+    wait_for(&engines, &id, EngineState::TerminateInProgress).await;
+    // Many checks (every 20 ms) while it terminates.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(resources.deletes.load(Ordering::SeqCst), 1);
+    let waiting = engines.get(&id).await.unwrap();
+    assert_eq!(waiting.state, EngineState::TerminateInProgress);
+    assert_eq!(waiting.error, None);
+
+    resources.status.lock().unwrap().remove(&id);
+    wait_for(&engines, &id, EngineState::Terminated).await;
+    assert_eq!(resources.deletes.load(Ordering::SeqCst), 1);
+    monitor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_running_engine_whose_resource_is_being_deleted_takes_the_cleanup_path() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted::default());
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+    let id = engines.create(request("evicted")).await.unwrap();
+    wait_for(&engines, &id, EngineState::Running).await;
+    resources.set(&id, ResourceStatus::Terminating);
+    let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
+    assert_eq!(
+        clean.error.as_deref(),
+        Some("the engine's resource is being deleted, while it was running")
+    );
+    monitor.shutdown().await;
+}
+
+/// Refuses every delete until told otherwise.
+struct Undeletable {
+    inner: Scripted,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl ResourceManager for Undeletable {
+    async fn create(&self, spec: &EngineSpec) -> Result<(), ResourceError> {
+        self.inner.create(spec).await
+    }
+
+    async fn status(&self, id: &EngineId) -> Result<ResourceStatus, ResourceError> {
+        self.inner.status(id).await
+    }
+
+    async fn delete(&self, id: &EngineId) -> Result<(), ResourceError> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(ResourceError::Rejected("forbidden".into()));
+        }
+        self.inner.delete(id).await
+    }
+
+    fn describe(&self, id: &EngineId) -> String {
+        format!("box {id}")
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_cleanup_shows_why_on_the_engine_until_it_finishes() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Undeletable {
+        inner: Scripted {
+            reject_create: Some("no such image".into()),
+            ..Default::default()
+        },
+        refuse: true.into(),
+    });
+    let (engines, monitor) = start(&store, resources.clone(), config("m"));
+    let id = engines.create(request("stuck")).await.unwrap();
+    let noted = format!(
+        "no such image; cleanup blocked, retrying: forbidden; until it succeeds, these may remain: box {id}"
+    );
+    wait_until(|| {
+        let (engines, id, noted) = (engines.clone(), id.clone(), noted.clone());
+        async move { engines.get(&id).await.unwrap().error == Some(noted) }
+    })
+    .await;
+    let stuck = engines.get(&id).await.unwrap();
+    assert_eq!(stuck.state, EngineState::ErrorTriggerClean);
+    assert!(stuck.retries >= 1);
+
+    resources.refuse.store(false, Ordering::SeqCst);
+    let clean = engines
+        .wait_for(&id, EngineState::ErrorClean, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        clean.error.as_deref(),
+        Some("no such image"),
+        "the note goes once the cleanup finished"
+    );
+    monitor.shutdown().await;
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@ use crate::resource::ResourceManager;
 use crate::store::Store;
 use crate::time::Timestamp;
 
+mod blocked;
 mod reconcile;
 
 use reconcile::Reconciler;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use super::MonitorConfig;
+use super::blocked;
 use crate::engine::{EngineRecord, Lease};
 use crate::metrics::MonitorMetrics;
 use crate::resource::{ResourceError, ResourceManager, ResourceStatus};
@@ -38,8 +39,9 @@ enum Outcome {
     },
     /// Nothing changed; look again after the check interval.
     Unchanged,
-    /// The resource manager could not be asked; retry with backoff.
-    Retry(String),
+    /// The resource manager could not be asked, or refused a step that must
+    /// not be given up (a cleanup); retry with backoff.
+    Retry(ResourceError),
 }
 
 impl Outcome {
@@ -148,7 +150,9 @@ impl Reconciler {
         let limit = self.config.action_timeout();
         match tokio::time::timeout(limit, self.act_unbounded(engine)).await {
             Ok(outcome) => outcome,
-            Err(_) => Outcome::Retry(format!("resource manager did not answer within {limit:?}")),
+            Err(_) => Outcome::Retry(ResourceError::Unavailable(format!(
+                "the resource manager did not answer within {limit:?}"
+            ))),
         }
     }
 
@@ -160,30 +164,33 @@ impl Reconciler {
                 Err(ResourceError::Rejected(reason)) => {
                     Outcome::failed(Event::CreateFailed, reason)
                 }
-                Err(ResourceError::Unavailable(why)) => Outcome::Retry(why),
+                Err(err @ ResourceError::Unavailable(_)) => Outcome::Retry(err),
             },
             EngineState::StartInProgress | EngineState::Running => {
                 match self.resources.status(id).await {
                     Ok(status) => self.judge_started(engine, status),
-                    Err(err) => Outcome::Retry(err.to_string()),
+                    Err(err) => Outcome::Retry(err),
                 }
             }
             EngineState::TriggerTermination | EngineState::ErrorTriggerClean => {
                 match self.resources.delete(id).await {
                     Ok(()) => Outcome::event(Event::DeleteIssued),
-                    Err(err) => Outcome::Retry(err.to_string()),
+                    Err(err) => Outcome::Retry(err),
                 }
             }
             EngineState::TerminateInProgress | EngineState::ErrorCleanInProgress => {
                 match self.resources.status(id).await {
                     Ok(ResourceStatus::Gone) => Outcome::event(Event::ResourceGone),
-                    // Still there: deletion is idempotent, so ask again in case
-                    // the first request was lost.
+                    // The deletion is under way: asking again would only cost
+                    // the platform a write per check.
+                    Ok(ResourceStatus::Terminating) => Outcome::Unchanged,
+                    // Still there and not going: deletion is idempotent, so
+                    // ask again in case the first request was lost.
                     Ok(_) => match self.resources.delete(id).await {
                         Ok(()) => Outcome::Unchanged,
-                        Err(err) => Outcome::Retry(err.to_string()),
+                        Err(err) => Outcome::Retry(err),
                     },
-                    Err(err) => Outcome::Retry(err.to_string()),
+                    Err(err) => Outcome::Retry(err),
                 }
             }
             // Claims never leave an engine in these states.
@@ -228,6 +235,14 @@ impl Reconciler {
             }
             ResourceStatus::Pending { .. } => Outcome::event(Event::ResourceNotReady),
             ResourceStatus::Failed { reason } => Outcome::failed(Event::ResourceFailed, reason),
+            ResourceStatus::Terminating => {
+                let reason = if starting {
+                    "the engine's resource is being deleted, before it was ready"
+                } else {
+                    "the engine's resource is being deleted, while it was running"
+                };
+                Outcome::failed(Event::ResourceFailed, reason.to_owned())
+            }
             ResourceStatus::Gone => {
                 let reason = if starting {
                     "the engine's resource disappeared before it was ready"
@@ -243,6 +258,10 @@ impl Reconciler {
         let now = Timestamp::now();
         let mut next = claimed.clone();
         next.lease = None;
+        let cleaning_up = claimed.state.is_cleaning_up();
+        if cleaning_up && !matches!(outcome, Outcome::Retry(_)) {
+            next.error = blocked::without_note(claimed.error.as_deref());
+        }
         match outcome {
             Outcome::Event {
                 event,
@@ -270,10 +289,22 @@ impl Reconciler {
                 }
             },
             Outcome::Unchanged => next.next_action_at = Some(now.plus(self.config.check_interval)),
-            Outcome::Retry(why) => {
+            Outcome::Retry(err) => {
                 next.retries = claimed.retries.saturating_add(1);
                 let delay = self.config.backoff(next.retries);
-                warn!(%why, retry_in = ?delay, "resource manager unavailable");
+                match &err {
+                    ResourceError::Unavailable(why) => {
+                        warn!(%why, retry_in = ?delay, "resource manager unavailable");
+                    }
+                    ResourceError::Rejected(why) => {
+                        warn!(%why, retry_in = ?delay, "resource manager refused; retrying");
+                    }
+                }
+                if cleaning_up {
+                    let remains = self.resources.describe(claimed.id());
+                    let why = err.to_string();
+                    next.error = Some(blocked::with_note(claimed.error.as_deref(), &why, &remains));
+                }
                 next.next_action_at = Some(now.plus(delay));
             }
         }

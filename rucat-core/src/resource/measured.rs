@@ -85,4 +85,8 @@ impl ResourceManager for MeasuredResourceManager {
     fn subscribe(&self, sink: ChangeSink) {
         self.inner.subscribe(sink);
     }
+
+    fn describe(&self, id: &EngineId) -> String {
+        self.inner.describe(id)
+    }
 }

@@ -17,16 +17,27 @@
 //!   known now: [`ResourceStatus::Pending`] until clients can connect (with the
 //!   reason it waits, if the platform gives one),
 //!   [`ResourceStatus::Running`] with the endpoint once they can,
-//!   [`ResourceStatus::Failed`] with a human-readable reason, and
-//!   [`ResourceStatus::Gone`] when nothing of the engine exists.
+//!   [`ResourceStatus::Failed`] with a human-readable reason,
+//!   [`ResourceStatus::Terminating`] while a deletion is under way (the
+//!   monitor waits instead of deleting again), and [`ResourceStatus::Gone`]
+//!   when nothing of the engine exists. Never conclude `Gone` or `Failed` from
+//!   information that may be out of date (a cache that lost its feed): answer
+//!   [`ResourceError::Unavailable`] until it is current again.
 //! - **`delete` is idempotent.** Deleting what does not exist is `Ok`. It may
 //!   return before the resource is fully gone; the monitor keeps polling
-//!   `status` until it says `Gone`.
+//!   `status` until it says `Gone`, and calls `delete` again only if `status`
+//!   shows the resource neither gone nor terminating (a lost request). A
+//!   deletion that hangs is the resource manager's to force, so report such a
+//!   resource as `Failed` rather than `Terminating` once it has waited long
+//!   enough: the monitor then deletes again.
 //! - **Errors say whether to retry.** [`ResourceError::Unavailable`] means
 //!   "could not ask" (the platform is unreachable): the monitor retries with
 //!   backoff and changes nothing. [`ResourceError::Rejected`] means the
 //!   platform refused this engine as specified: it goes down the error path
 //!   with the message as its reason, so make the message useful to a user.
+//!   On the cleanup path (`delete`, and `status` after it) both kinds are
+//!   retried, since giving up would leave resources behind; the error is then
+//!   shown on the engine with [`ResourceManager::describe`].
 //! - Each call should finish well within the monitor's lease (30 s by
 //!   default); a call that takes longer is abandoned and retried.
 
@@ -54,6 +65,11 @@ pub enum ResourceStatus {
     Running { endpoint: String },
     /// Exists (or existed) but failed; `reason` is shown to the user.
     Failed { reason: String },
+    /// Being deleted, e.g. a pod within its termination grace period. For a
+    /// started engine it means the resource is going away (the cleanup path);
+    /// for one being stopped or cleaned up, that its deletion is under way and
+    /// need not be asked for again.
+    Terminating,
     /// Nothing of the engine exists.
     Gone,
 }
@@ -90,4 +106,12 @@ pub trait ResourceManager: Send + Sync + 'static {
     /// managers without a change feed ignore it (the default), and monitors
     /// then notice changes at their next check.
     fn subscribe(&self, _sink: ChangeSink) {}
+
+    /// What the engine's resources are, in the platform's words (e.g. "pod
+    /// and service rucat-… in namespace spark"), so that an operator can find
+    /// and remove by hand what a blocked cleanup or a forced delete may leave
+    /// behind.
+    fn describe(&self, id: &EngineId) -> String {
+        format!("the resources of engine {id}")
+    }
 }
