@@ -51,6 +51,8 @@ pub struct Call {
     /// The HTTP status the server answered with (200 for watches, whose
     /// errors travel inside the stream).
     pub code: u16,
+    /// The `User-Agent` header, as the API server's audit log records it.
+    pub user_agent: Option<String>,
 }
 
 impl Call {

@@ -7,13 +7,32 @@
 //! conditions with transition times kept while unchanged, a pod IP, one
 //! container status per spec container.
 
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
 use serde_json::{Map, Value, json};
 
 use crate::TestServer;
 use crate::ids;
 use crate::resource::Resource;
+use crate::shared::Shared;
 use crate::status::ApiError;
 use crate::store::{Key, Store};
+
+/// How often the harness looks for grace periods that ended.
+const GRACE_CHECK: Duration = Duration::from_millis(100);
+
+/// Confirms graceful deletions whose grace period ended (when the server is
+/// set to), until the server is gone.
+pub(crate) async fn end_grace_periods(shared: Weak<Shared>) {
+    loop {
+        tokio::time::sleep(GRACE_CHECK).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.write(|s| s.finish_due_terminations(Instant::now()));
+    }
+}
 
 /// The node every scheduled pod lands on.
 pub const NODE_NAME: &str = "rucat-test-node";

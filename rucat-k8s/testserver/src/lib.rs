@@ -21,10 +21,13 @@
 //! ```
 //!
 //! Beyond the API, the [`TestServer`] handle plays the kubelet
-//! ([`TestServer::set_pod_running`] and friends), injects faults
+//! ([`TestServer::set_pod_running`] and friends, and graceful deletions
+//! that end with their grace period:
+//! [`TestServer::set_kubelet_ends_grace_periods`]), injects faults
 //! ([`TestServer::set_unavailable`], [`TestServer::compact`],
-//! [`TestServer::close_watches`]) and records every request
-//! ([`TestServer::calls`], [`TestServer::count`]).
+//! [`TestServer::close_watches`], [`TestServer::fail_next`],
+//! [`TestServer::fail_always`]) and records every request with its
+//! User-Agent ([`TestServer::calls`], [`TestServer::count`]).
 //!
 //! # What is emulated
 //!
@@ -150,6 +153,7 @@ pub struct TestServerBuilder {
     retention: Retention,
     bookmark_interval: Duration,
     graceful_pod_deletion: bool,
+    kubelet_ends_grace_periods: bool,
 }
 
 impl Default for TestServerBuilder {
@@ -158,6 +162,7 @@ impl Default for TestServerBuilder {
             retention: Retention::All,
             bookmark_interval: Duration::from_secs(1),
             graceful_pod_deletion: false,
+            kubelet_ends_grace_periods: false,
         }
     }
 }
@@ -185,13 +190,26 @@ impl TestServerBuilder {
         self
     }
 
+    /// Start with graceful pod deletion on and the kubelet confirming each
+    /// one when its grace period ends; see
+    /// [`TestServer::set_kubelet_ends_grace_periods`].
+    pub fn kubelet_ends_grace_periods(mut self, on: bool) -> Self {
+        self.graceful_pod_deletion |= on;
+        self.kubelet_ends_grace_periods = on;
+        self
+    }
+
     /// Binds 127.0.0.1 on a free port and serves in a background task of
     /// the current tokio runtime.
     pub async fn try_start(self) -> std::io::Result<TestServer> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(self.retention, self.bookmark_interval));
-        shared.write(|s| s.graceful_pod_deletion = self.graceful_pod_deletion);
+        shared.write(|s| {
+            s.graceful_pod_deletion = self.graceful_pod_deletion;
+            s.kubelet_ends_grace_periods = self.kubelet_ends_grace_periods;
+        });
+        tokio::spawn(kubelet::end_grace_periods(Arc::downgrade(&shared)));
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = routes::router(shared.clone());
         tokio::spawn(async move {
@@ -438,6 +456,33 @@ impl TestServer {
     /// go at once unless finalizers hold them.
     pub fn set_graceful_pod_deletion(&self, on: bool) {
         self.shared.write(|s| s.graceful_pod_deletion = on);
+    }
+
+    /// With this on (it implies graceful pod deletion), the kubelet
+    /// harness confirms each graceful deletion when the pod's grace period
+    /// (`terminationGracePeriodSeconds`, or the delete's own) ends, as a
+    /// node does for a container that ignores SIGTERM: the pod stays, with
+    /// its `deletionTimestamp`, for the whole grace period, then goes.
+    pub fn set_kubelet_ends_grace_periods(&self, on: bool) {
+        self.shared.write(|s| {
+            s.graceful_pod_deletion |= on;
+            s.kubelet_ends_grace_periods = on;
+        });
+    }
+
+    /// Answers every `verb` request on `resource` with an error of `code`
+    /// and `reason` until [`Self::clear_failures`] — a missing RBAC rule
+    /// (403 `Forbidden`), a webhook that refuses everything — without
+    /// touching the store. One-off failures ([`Self::fail_next`]) come
+    /// first.
+    pub fn fail_always(&self, verb: Verb, resource: Resource, code: u16, reason: &str) {
+        self.shared
+            .inject_standing(verb, resource, ApiError::injected(code, reason));
+    }
+
+    /// Ends every failure set by [`Self::fail_always`].
+    pub fn clear_failures(&self) {
+        self.shared.clear_standing();
     }
 
     /// Every request received since the start or [`Self::reset_calls`].

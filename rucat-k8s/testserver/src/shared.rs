@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     calls: Mutex<Vec<Call>>,
     /// Failures to answer the next matching requests with, in order.
     injected: Mutex<Vec<(Verb, Resource, ApiError)>>,
+    /// Failures to answer every matching request with, until cleared.
+    standing: Mutex<Vec<(Verb, Resource, ApiError)>>,
     open_watches: AtomicUsize,
     pub(crate) bookmark_interval: Duration,
 }
@@ -42,6 +44,7 @@ impl Shared {
             unavailable: AtomicBool::new(false),
             calls: Mutex::new(Vec::new()),
             injected: Mutex::new(Vec::new()),
+            standing: Mutex::new(Vec::new()),
             open_watches: AtomicUsize::new(0),
             bookmark_interval,
         }
@@ -96,13 +99,31 @@ impl Shared {
         lock(&self.injected).push((verb, resource, error));
     }
 
-    /// The failure injected for this call, if any (each answers one call).
+    pub(crate) fn inject_standing(&self, verb: Verb, resource: Resource, error: ApiError) {
+        let mut standing = lock(&self.standing);
+        standing.retain(|(v, r, _)| (*v, *r) != (verb, resource));
+        standing.push((verb, resource, error));
+    }
+
+    pub(crate) fn clear_standing(&self) {
+        lock(&self.standing).clear();
+    }
+
+    /// The failure injected for this call, if any: a one-off (each answers
+    /// one call) first, else a standing one.
     pub(crate) fn take_injected(&self, call: &Call) -> Option<ApiError> {
-        let mut injected = lock(&self.injected);
-        let at = injected.iter().position(|(verb, resource, _)| {
+        let matches = |(verb, resource, _): &(Verb, Resource, ApiError)| {
             *verb == call.verb && Some(*resource) == call.resource
-        })?;
-        Some(injected.remove(at).2)
+        };
+        let mut injected = lock(&self.injected);
+        if let Some(at) = injected.iter().position(matches) {
+            return Some(injected.remove(at).2);
+        }
+        drop(injected);
+        lock(&self.standing)
+            .iter()
+            .find(|entry| matches(entry))
+            .map(|(_, _, error)| error.clone())
     }
 
     pub(crate) fn record(&self, call: Call) {

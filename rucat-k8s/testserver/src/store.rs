@@ -12,7 +12,8 @@
 //! independent of HTTP, so the test controls take the same paths as
 //! requests.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -126,8 +127,11 @@ pub(crate) struct Store {
     /// Whether DELETE of a scheduled, running pod waits for the kubelet.
     pub(crate) graceful_pod_deletion: bool,
     /// Pods deleted gracefully whose termination the kubelet has not
-    /// confirmed yet.
-    awaiting_kubelet: BTreeSet<Key>,
+    /// confirmed yet, with the end of their grace period.
+    awaiting_kubelet: BTreeMap<Key, Instant>,
+    /// Whether the kubelet confirms each graceful deletion when its grace
+    /// period ends (see [`Store::finish_due_terminations`]).
+    pub(crate) kubelet_ends_grace_periods: bool,
     next_service_ip: u32,
     next_pod_ip: u32,
 }
@@ -235,7 +239,8 @@ impl Store {
             compacted_through: 0,
             retention,
             graceful_pod_deletion: false,
-            awaiting_kubelet: BTreeSet::new(),
+            awaiting_kubelet: BTreeMap::new(),
+            kubelet_ends_grace_periods: false,
             next_service_ip: 10,
             next_pod_ip: 10,
         }
@@ -607,7 +612,7 @@ impl Store {
     /// finalizers, and (for a gracefully deleted pod) the kubelet done.
     fn finish_deletion_if_released(&mut self, key: &Key) {
         let released = self.objects.get(key).is_some_and(|o| {
-            is_deleting(o) && finalizers(o).is_empty() && !self.awaiting_kubelet.contains(key)
+            is_deleting(o) && finalizers(o).is_empty() && !self.awaiting_kubelet.contains_key(key)
         });
         if released {
             self.remove(key);
@@ -690,7 +695,7 @@ impl Store {
             return Value::Null;
         };
         let held_by_finalizers = !finalizers(&object).is_empty();
-        let awaiting = self.awaiting_kubelet.contains(key);
+        let awaiting = self.awaiting_kubelet.contains_key(key);
         if awaiting && grace == Some(0) {
             // Force deletion: the kubelet's confirmation is no longer needed.
             self.awaiting_kubelet.remove(key);
@@ -714,7 +719,11 @@ impl Store {
             let meta = meta_mut(&mut marked);
             meta.insert("deletionTimestamp".into(), json!(ids::now_plus(seconds)));
             meta.insert("deletionGracePeriodSeconds".into(), json!(seconds));
-            self.awaiting_kubelet.insert(key.clone());
+            let seconds_left = u64::try_from(seconds).unwrap_or(0);
+            self.awaiting_kubelet.insert(
+                key.clone(),
+                Instant::now() + Duration::from_secs(seconds_left),
+            );
             return self.commit(key, marked, Some(object));
         }
         if held_by_finalizers {
@@ -735,6 +744,29 @@ impl Store {
         self.finish_deletion_if_released(key);
         self.collect_garbage();
         Ok(())
+    }
+
+    /// The kubelet side of graceful deletion when
+    /// `kubelet_ends_grace_periods` is on: a pod whose grace period has
+    /// ended by `now` is confirmed terminated (its containers were killed).
+    pub(crate) fn finish_due_terminations(&mut self, now: Instant) {
+        if !self.kubelet_ends_grace_periods {
+            return;
+        }
+        let due: Vec<Key> = self
+            .awaiting_kubelet
+            .iter()
+            .filter(|(_, end)| **end <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for key in due {
+            self.awaiting_kubelet.remove(&key);
+            self.finish_deletion_if_released(&key);
+        }
+        self.collect_garbage();
     }
 
     /// The scheduler's binding: sets `spec.nodeName` and the PodScheduled

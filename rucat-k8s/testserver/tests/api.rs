@@ -531,6 +531,82 @@ async fn graceful_pod_deletion_waits_for_the_kubelet_unless_forced() {
 }
 
 #[tokio::test]
+async fn the_kubelet_can_end_graceful_deletions_with_their_grace_period() {
+    let server = TestServer::builder()
+        .kubelet_ends_grace_periods(true)
+        .start()
+        .await;
+    let api = pods(&server);
+    let mut spec = pod("a", json!({}));
+    spec.spec.as_mut().unwrap().termination_grace_period_seconds = Some(1);
+    api.create(&PostParams::default(), &spec).await.unwrap();
+    server.set_pod_running(NS, "a").unwrap();
+    let deleted = std::time::Instant::now();
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+    let terminating = api.get("a").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    while api.get("a").await.is_ok() {
+        assert!(
+            deleted.elapsed() < std::time::Duration::from_secs(5),
+            "the pod outlived its grace period"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        deleted.elapsed() >= std::time::Duration::from_millis(900),
+        "the pod stayed for its grace period: {:?}",
+        deleted.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn standing_failures_answer_every_matching_call_until_cleared() {
+    let server = TestServer::start().await;
+    let api = pods(&server);
+    server.fail_always(Verb::Create, Resource::Pods, 403, "Forbidden");
+    server.fail_next(Verb::Create, Resource::Pods, 500, "InternalError");
+    assert_eq!(
+        api_error(
+            api.create(&PostParams::default(), &pod("a", json!({})))
+                .await
+        )
+        .code,
+        500,
+        "a one-off failure comes first"
+    );
+    for _ in 0..2 {
+        let refused = api_error(
+            api.create(&PostParams::default(), &pod("a", json!({})))
+                .await,
+        );
+        assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"));
+    }
+    assert!(server.list(Resource::Pods).is_empty());
+    assert_eq!(
+        api_error(api.get("a").await).code,
+        404,
+        "other verbs are not affected"
+    );
+    server.clear_failures();
+    api.create(&PostParams::default(), &pod("a", json!({})))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn calls_record_the_user_agent() {
+    let server = TestServer::start().await;
+    let mut config = server.config(NS);
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("rucat/test"),
+    ));
+    let api: Api<Pod> = Api::default_namespaced(kube::Client::try_from(config).unwrap());
+    let _ = api.get("missing").await;
+    assert_eq!(server.calls()[0].user_agent.as_deref(), Some("rucat/test"));
+}
+
+#[tokio::test]
 async fn deleting_the_owner_pod_garbage_collects_its_service() {
     let server = TestServer::start().await;
     let (pods, services) = (pods(&server), services(&server));
