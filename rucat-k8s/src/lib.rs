@@ -4,9 +4,12 @@
 //! The pieces, each with one job: [`config`] (what operators set), [`names`]
 //! (deterministic names and labels), [`build`] (pod and service, pure),
 //! [`status`] (pod → engine status, pure), [`cache`] (a watch-fed cache of the
-//! driver pods, so `status` costs no API call) and [`manager`] (the
-//! `ResourceManager` over the Kubernetes API).
+//! driver pods, so `status` costs no API call, current or known not to be),
+//! [`backoff`] (how soon the watch retries), [`agent`] (rucat's User-Agent)
+//! and [`manager`] (the `ResourceManager` over the Kubernetes API).
 
+pub mod agent;
+pub mod backoff;
 pub mod build;
 pub mod cache;
 pub mod config;

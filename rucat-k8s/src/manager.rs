@@ -1,5 +1,6 @@
 //! The [`ResourceManager`] over the Kubernetes API: create the driver pod and
-//! its service, read status from the [`DriverPods`] cache, delete.
+//! its service, read status from the [`DriverPods`] cache (answering
+//! Unavailable while it is not current), delete.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -14,13 +15,14 @@ use rucat_core::{
 };
 use tracing::{info, warn};
 
-use crate::build;
 use crate::cache::DriverPods;
 use crate::config::KubernetesConfig;
 use crate::names;
+use crate::{agent, build, status};
 
 /// How long a pod this process created may be missing from the cache (the
-/// watch event may lag the create response) before it counts as gone.
+/// watch event may lag the create response) before it counts as gone. Only
+/// until the cache first shows it: from then on, absence means gone.
 const CREATE_GRACE: Duration = Duration::from_secs(30);
 
 pub struct KubernetesResourceManager {
@@ -35,6 +37,12 @@ pub struct KubernetesResourceManager {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up a Kubernetes client (in-cluster service account or KUBECONFIG): {0}")]
 pub struct KubernetesSetupError(#[from] kube::Error);
+
+impl From<kube::config::InferConfigError> for KubernetesSetupError {
+    fn from(err: kube::config::InferConfigError) -> Self {
+        Self(kube::Error::InferConfig(err))
+    }
+}
 
 impl KubernetesResourceManager {
     /// Uses `client` for the namespace of `config`, and starts watching its
@@ -53,9 +61,11 @@ impl KubernetesResourceManager {
     }
 
     /// Finds the cluster the standard way: the in-cluster service account,
-    /// else `KUBECONFIG` / `~/.kube/config`.
+    /// else `KUBECONFIG` / `~/.kube/config`; calls carry rucat's User-Agent.
     pub async fn from_environment(config: KubernetesConfig) -> Result<Self, KubernetesSetupError> {
-        let client = Client::try_default().await?;
+        let mut client_config = kube::Config::infer().await?;
+        agent::identify(&mut client_config);
+        let client = Client::try_from(client_config)?;
         Ok(Self::new(client, config))
     }
 
@@ -77,9 +87,9 @@ impl KubernetesResourceManager {
                 self.pods
                     .get(&names::object_name(&spec.id))
                     .await
-                    .map_err(classify)
+                    .map_err(|e| classify(e, "read the existing driver pod"))
             }
-            Err(err) => Err(classify(err)),
+            Err(err) => Err(classify(err, "create the driver pod")),
         }
     }
 }
@@ -102,27 +112,39 @@ impl ResourceManager for KubernetesResourceManager {
                 // Without its service the pod is unreachable: remove it, so a
                 // failed create leaves nothing behind.
                 let name = names::object_name(&spec.id);
-                if let Err(cleanup) = self.pods.delete(&name, &DeleteParams::background()).await {
+                if let Err(cleanup) = self.pods.delete(&name, &DeleteParams::background()).await
+                    && api_code(&cleanup) != Some(404)
+                {
                     warn!(%cleanup, engine = %spec.id, "cannot remove the driver pod after its service failed");
                 }
                 self.created().remove(&spec.id);
-                Err(classify(err))
+                Err(classify(err, "create the driver pod's service"))
             }
         }
     }
 
     async fn status(&self, id: &EngineId) -> Result<ResourceStatus, ResourceError> {
-        if !self.cache.is_synced() {
+        if !self.cache.is_current() {
             return Err(ResourceError::Unavailable(
-                "the driver pod cache has not synced with the API server yet".into(),
+                "the driver pod cache is not current (the watch is reconnecting to the API server)"
+                    .into(),
             ));
         }
         let name = names::object_name(id);
         if let Some(pod) = self.cache.get(&name) {
-            return Ok(crate::status::engine_status(
-                &pod,
-                &names::endpoint(id, &self.config.namespace),
-            ));
+            self.created().remove(id);
+            let found = status::engine_status(&pod, &names::endpoint(id, &self.config.namespace));
+            if found == ResourceStatus::Terminating && self.stuck_terminating(&pod) {
+                // Failed, not Terminating: the monitor then deletes again,
+                // and `delete` forces it.
+                return Ok(ResourceStatus::Failed {
+                    reason: format!(
+                        "the driver pod is still terminating {} s after its grace period ended",
+                        self.config.force_delete_after_secs
+                    ),
+                });
+            }
+            return Ok(found);
         }
         let mut created = self.created();
         match created.get(id) {
@@ -136,7 +158,11 @@ impl ResourceManager for KubernetesResourceManager {
 
     async fn delete(&self, id: &EngineId) -> Result<(), ResourceError> {
         let name = names::object_name(id);
-        let params = if self.stuck_terminating(&name) {
+        let stuck = self
+            .cache
+            .get(&name)
+            .is_some_and(|pod| self.stuck_terminating(&pod));
+        let params = if stuck {
             warn!(engine = %id, "the driver pod is stuck terminating; deleting it with no grace period");
             DeleteParams {
                 grace_period_seconds: Some(0),
@@ -145,17 +171,24 @@ impl ResourceManager for KubernetesResourceManager {
         } else {
             DeleteParams::background()
         };
-        for result in [
-            self.pods.delete(&name, &params).await.map(drop),
-            self.services
-                .delete(&name, &DeleteParams::background())
-                .await
-                .map(drop),
+        // A 404 means already gone: deleting what does not exist is done.
+        for (result, action) in [
+            (
+                self.pods.delete(&name, &params).await.map(drop),
+                "delete the driver pod",
+            ),
+            (
+                self.services
+                    .delete(&name, &DeleteParams::background())
+                    .await
+                    .map(drop),
+                "delete the driver pod's service",
+            ),
         ] {
             match result {
                 Ok(()) => {}
                 Err(err) if api_code(&err) == Some(404) => {}
-                Err(err) => return Err(classify(err)),
+                Err(err) => return Err(classify(err, action)),
             }
         }
         self.created().remove(id);
@@ -165,22 +198,24 @@ impl ResourceManager for KubernetesResourceManager {
     fn subscribe(&self, sink: ChangeSink) {
         self.cache.subscribe(sink);
     }
+
+    fn describe(&self, id: &EngineId) -> String {
+        let name = names::object_name(id);
+        format!(
+            "pod {name} and service {name} in namespace {} (label {}={id})",
+            self.config.namespace,
+            names::ENGINE_ID
+        )
+    }
 }
 
 impl KubernetesResourceManager {
-    /// Whether the pod is still there `force_delete_after_secs` after the end
-    /// of its grace period (its `deletionTimestamp` is when that ends).
-    fn stuck_terminating(&self, name: &str) -> bool {
-        let Some(since) = self
-            .cache
-            .get(name)
-            .and_then(|p| p.metadata.deletion_timestamp.clone())
-        else {
-            return false;
-        };
-        let limit = Duration::from_secs(self.config.force_delete_after_secs);
-        let waited = k8s_openapi::jiff::Timestamp::now().duration_since(since.0);
-        waited.as_secs() >= 0 && waited.unsigned_abs() >= limit
+    fn stuck_terminating(&self, pod: &Pod) -> bool {
+        status::stuck_terminating(
+            pod,
+            k8s_openapi::jiff::Timestamp::now(),
+            Duration::from_secs(self.config.force_delete_after_secs),
+        )
     }
 }
 
@@ -191,20 +226,27 @@ fn api_code(err: &kube::Error) -> Option<u16> {
     }
 }
 
-/// Whether the cluster refused this engine (a user-visible reason) or could
-/// not be asked (retry later).
-fn classify(err: kube::Error) -> ResourceError {
-    match &err {
-        kube::Error::Api(status) => match status.code {
-            400 | 403 | 404 | 409 | 422 => ResourceError::Rejected(format!(
-                "Kubernetes refused the engine: {} ({})",
-                status.message, status.reason
-            )),
-            _ => ResourceError::Unavailable(format!(
-                "Kubernetes API: {} ({})",
-                status.message, status.code
-            )),
-        },
-        _ => ResourceError::Unavailable(format!("Kubernetes API: {err}")),
+/// Whether the cluster refused `action` (retrying as is will not help: the
+/// reason is shown to the user) or could not be asked (retry later), in
+/// words that say which.
+fn classify(err: kube::Error, action: &str) -> ResourceError {
+    let kube::Error::Api(status) = &err else {
+        return ResourceError::Unavailable(format!("cannot reach Kubernetes to {action}: {err}"));
+    };
+    let said = format!("{} ({} {})", status.message, status.code, status.reason);
+    match status.code {
+        // RBAC (a missing Role), or a quota or admission policy.
+        403 => ResourceError::Rejected(format!("Kubernetes forbids rucat to {action}: {said}")),
+        // Credentials that expired or were rotated: the client reloads them.
+        401 => ResourceError::Unavailable(format!(
+            "Kubernetes did not accept rucat's credentials to {action}: {said}"
+        )),
+        // The namespace does not exist (objects' own 404s are handled by
+        // their callers: a delete's means gone).
+        404 => ResourceError::Rejected(format!("cannot {action}: {said}")),
+        400 | 409 | 422 => {
+            ResourceError::Rejected(format!("Kubernetes refused to {action}: {said}"))
+        }
+        _ => ResourceError::Unavailable(format!("Kubernetes could not {action}: {said}")),
     }
 }

@@ -3,7 +3,10 @@
 //! something is wrong. Nothing the cluster reports can make it panic: every
 //! field is optional and unknown values fall through to Pending.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
+use k8s_openapi::jiff::Timestamp;
 use rucat_core::ResourceStatus;
 
 use crate::names::CONTAINER;
@@ -19,12 +22,12 @@ const FATAL_WAITING: &[&str] = &[
 ];
 
 /// The status of the engine whose driver pod is `pod`; `endpoint` is where
-/// clients connect once it is ready.
+/// clients connect once it is ready. A pod being deleted is
+/// [`ResourceStatus::Terminating`] for as long as its grace period lasts
+/// (see [`stuck_terminating`] for when that ends).
 pub fn engine_status(pod: &Pod, endpoint: &str) -> ResourceStatus {
     if pod.metadata.deletion_timestamp.is_some() {
-        return ResourceStatus::Failed {
-            reason: "the driver pod is being deleted".to_owned(),
-        };
+        return ResourceStatus::Terminating;
     }
     let status = pod.status.as_ref();
     let container = status
@@ -69,6 +72,17 @@ pub fn engine_status(pod: &Pod, endpoint: &str) -> ResourceStatus {
             }),
         },
     }
+}
+
+/// Whether a pod being deleted is still there `limit` after the end of its
+/// grace period (its `deletionTimestamp` is when that ends): its node is
+/// likely lost, and only a delete with no grace period removes it.
+pub fn stuck_terminating(pod: &Pod, now: Timestamp, limit: Duration) -> bool {
+    let Some(until) = pod.metadata.deletion_timestamp.as_ref() else {
+        return false;
+    };
+    let waited = now.duration_since(until.0);
+    !waited.is_negative() && waited.unsigned_abs() >= limit
 }
 
 fn terminated(container: &ContainerStatus) -> Option<&ContainerStateTerminated> {
@@ -304,14 +318,13 @@ mod tests {
     #[test]
     fn terminating_and_unknown_pods() {
         let mut terminating = pod(json!({"phase": "Running"}));
-        terminating.metadata.deletion_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
-            ));
-        assert!(matches!(
+        terminating.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH),
+        );
+        assert_eq!(
             engine_status(&terminating, ENDPOINT),
-            ResourceStatus::Failed { .. }
-        ));
+            ResourceStatus::Terminating
+        );
         assert!(matches!(
             engine_status(&pod(json!({"phase": "Unknown"})), ENDPOINT),
             ResourceStatus::Pending { reason: Some(_) }
@@ -320,5 +333,26 @@ mod tests {
             engine_status(&pod(json!({"phase": "SomethingNew"})), ENDPOINT),
             ResourceStatus::PENDING
         );
+    }
+
+    #[test]
+    fn a_pod_is_stuck_terminating_only_long_after_its_grace_period() {
+        let limit = Duration::from_secs(60);
+        let end_of_grace = Timestamp::from_second(1_000).unwrap();
+        let mut deleted = pod(json!({"phase": "Running"}));
+        let at = |seconds: i64| Timestamp::from_second(seconds).unwrap();
+        assert!(
+            !stuck_terminating(&deleted, at(5_000), limit),
+            "not deleted"
+        );
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(end_of_grace),
+        );
+        assert!(
+            !stuck_terminating(&deleted, at(970), limit),
+            "in its grace period"
+        );
+        assert!(!stuck_terminating(&deleted, at(1_059), limit));
+        assert!(stuck_terminating(&deleted, at(1_060), limit));
     }
 }

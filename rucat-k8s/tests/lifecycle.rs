@@ -1,109 +1,20 @@
 //! The monitor and the Kubernetes resource manager driving engines end to end
 //! against the Kubernetes API test server (real HTTP, JSON and watch streams),
-//! with the test playing the kubelet.
+//! with the test playing the kubelet: lifecycle, failures, adoption.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::PostParams;
-use rucat_core::store::MemoryStore;
 use rucat_core::{
-    CreateEngineRequest, EngineId, EngineRecord, EngineState, Engines, Monitor, MonitorConfig,
-    ResourceError, ResourceManager, ResourceStatus,
+    CreateEngineRequest, EngineId, EngineState, ResourceError, ResourceManager, ResourceStatus,
 };
 use rucat_k8s::{KubernetesConfig, KubernetesResourceManager, build, names};
 use rucat_k8s_testserver::{Resource, TestServer, Verb};
-use tokio::sync::oneshot;
-
-const NS: &str = "spark";
-const WAIT: Duration = Duration::from_secs(60);
-
-struct Cluster {
-    api: TestServer,
-    engines: Engines,
-    stop: Option<oneshot::Sender<()>>,
-    monitor: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Cluster {
-    async fn start(tune: impl FnOnce(&mut MonitorConfig, &mut KubernetesConfig)) -> Self {
-        Self::start_on(TestServer::start().await, tune).await
-    }
-
-    async fn start_on(
-        api: TestServer,
-        tune: impl FnOnce(&mut MonitorConfig, &mut KubernetesConfig),
-    ) -> Self {
-        let mut monitor_config = MonitorConfig {
-            check_interval: Duration::from_millis(100),
-            lease_duration: Duration::from_secs(5),
-            ..MonitorConfig::default()
-        };
-        let mut config = KubernetesConfig {
-            namespace: NS.into(),
-            service_account: Some("rucat-spark".into()),
-            ..KubernetesConfig::default()
-        };
-        tune(&mut monitor_config, &mut config);
-        let resources = Arc::new(KubernetesResourceManager::new(api.client(NS), config));
-        let store = Arc::new(MemoryStore::new());
-        let monitor = Monitor::new(store.clone(), resources.clone(), monitor_config);
-        let engines = Engines::new(store).with_waker(monitor.waker());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let monitor = tokio::spawn(monitor.run(async {
-            let _ = stopped.await;
-        }));
-        Self {
-            api,
-            engines,
-            stop: Some(stop),
-            monitor: Some(monitor),
-        }
-    }
-
-    async fn create(&self) -> EngineId {
-        self.engines
-            .create(CreateEngineRequest::spark("k8s-engine", "4.0.1"))
-            .await
-            .unwrap()
-    }
-
-    async fn wait_for(&self, id: &EngineId, state: EngineState) -> EngineRecord {
-        self.engines.wait_for(id, state, WAIT).await.unwrap()
-    }
-
-    /// Waits until the driver pod exists on the server, as the kubelet would.
-    async fn wait_for_pod(&self, id: &EngineId) {
-        let name = names::object_name(id);
-        for _ in 0..600 {
-            if self.api.get(NS, Resource::Pods, &name).is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the driver pod of {id} was never created");
-    }
-
-    fn pod(&self, id: &EngineId) -> Option<serde_json::Value> {
-        self.api.get(NS, Resource::Pods, &names::object_name(id))
-    }
-
-    fn service(&self, id: &EngineId) -> Option<serde_json::Value> {
-        self.api
-            .get(NS, Resource::Services, &names::object_name(id))
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(monitor) = self.monitor.take() {
-            monitor.await.unwrap();
-        }
-    }
-}
+use support::{Cluster, NS};
 
 #[tokio::test]
 async fn full_lifecycle_without_polling_the_api_server() {
@@ -164,6 +75,15 @@ async fn full_lifecycle_without_polling_the_api_server() {
     cluster.engines.delete(&id).await.unwrap();
     assert!(cluster.api.list(Resource::Pods).is_empty());
     assert!(cluster.api.list(Resource::Services).is_empty());
+    let calls = cluster.api.calls();
+    assert!(!calls.is_empty());
+    for call in calls {
+        assert_eq!(
+            call.user_agent.as_deref(),
+            Some(rucat_k8s::agent::USER_AGENT),
+            "{call:?}"
+        );
+    }
     cluster.shutdown().await;
 }
 
