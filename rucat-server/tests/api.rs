@@ -217,6 +217,49 @@ async fn error_shows_only_in_error_states() {
 }
 
 #[tokio::test]
+async fn force_delete_is_the_way_out_of_a_cleanup_that_cannot_finish() {
+    let server = TestServer::start(None).await;
+    let id = server.create("a").await;
+    let url = format!("/engine/{id}");
+    let forced = format!("{url}?force=true");
+    server.force(&id, EngineState::Running, |_| {}).await;
+    let response = server
+        .request(Method::DELETE, &forced)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::CONFLICT, "invalid_state").await;
+
+    let blocked = "Kubernetes forbids rucat to create the driver pod: forbidden (403 Forbidden); cleanup blocked, retrying: Kubernetes forbids rucat to delete the driver pod: forbidden (403 Forbidden); until it succeeds, these may remain: pod rucat-x and service rucat-x in namespace spark";
+    server
+        .force(&id, EngineState::ErrorTriggerClean, |r| {
+            r.error = Some(blocked.into())
+        })
+        .await;
+    let body = parts(server.request(Method::GET, &url).send().await.unwrap())
+        .await
+        .2;
+    assert_eq!(body["error"], blocked, "the engine shows why it is stuck");
+    let response = server.request(Method::DELETE, &url).send().await.unwrap();
+    expect_error(response, StatusCode::CONFLICT, "invalid_state").await;
+    let response = server
+        .request(Method::DELETE, &format!("{url}?force=maybe"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+
+    let response = server
+        .request(Method::DELETE, &forced)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = server.request(Method::GET, &url).send().await.unwrap();
+    expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
 async fn malformed_json_is_400() {
     let server = TestServer::start(None).await;
     for body in ["{", "", "not json", r#"{"name": "a",}"#] {

@@ -94,10 +94,54 @@ impl<S: Send + Sync> FromRequestParts<S> for EnginePath {
     }
 }
 
+/// `?force=true` on `DELETE /engine/{id}`: forget an engine whose cleanup
+/// cannot finish. Absent or `false` is a plain delete; any other value is a
+/// 400, so a typo never forces by accident or silently does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Force(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for Force {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        force(parts.uri.query().unwrap_or_default()).map(Force)
+    }
+}
+
+fn force(query: &str) -> Result<bool, ApiError> {
+    let mut force = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "force" {
+            force = match value {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "force must be true or false, not {other:?}"
+                    )));
+                }
+            };
+        }
+    }
+    Ok(force)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn force_is_true_only_when_asked_for() {
+        assert!(!force("").unwrap());
+        assert!(!force("force=false").unwrap());
+        assert!(!force("other=1").unwrap());
+        assert!(force("force=true").unwrap());
+        assert!(force("x=1&force=true").unwrap());
+        assert!(force("force=yes").is_err());
+        assert!(force("force").is_err());
+    }
 
     fn headers(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

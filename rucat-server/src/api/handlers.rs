@@ -12,11 +12,11 @@ use axum::Extension;
 use axum::extract::State;
 use rucat_core::{CreateEngineRequest, EngineId, EngineInfo, Engines};
 use serde::Serialize;
-use tracing::{Instrument, Span, info, info_span};
+use tracing::{Instrument, Span, info, info_span, warn};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{EnginePath, Json};
+use super::extract::{EnginePath, Force, Json};
 use crate::gateway::Advertised;
 
 /// `{"id": "<engine id>"}`: the answer to a create, and one entry of a list.
@@ -181,11 +181,14 @@ pub async fn restart(
     operation_id = "deleteEngine",
     tag = "engines",
     summary = "Delete an engine",
-    description = "Allowed only in `Terminated`, `ErrorClean` and `WaitToStart`, where the engine holds no resources.",
-    params(("id" = EngineId, Path, description = "The engine's id")),
+    description = "Allowed only in `Terminated`, `ErrorClean` and `WaitToStart`, where the engine holds no resources. With `force=true` also while its resources are being released (`WaitToTerminate`, `TriggerTermination`, `TerminateInProgress`, `ErrorWaitToClean`, `ErrorTriggerClean`, `ErrorCleanInProgress`): the way out of a cleanup that cannot finish (its `error` says why). The engine is forgotten without waiting; what may remain is logged by the server, and named in the engine's `error` when its cleanup failed.",
+    params(
+        ("id" = EngineId, Path, description = "The engine's id"),
+        ("force" = Option<bool>, Query, description = "Forget the engine even while its cleanup has not finished; its resources may remain"),
+    ),
     responses(
         (status = 200, description = "The engine is gone; empty body"),
-        (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
+        (status = 400, description = "Malformed engine id, or `force` neither `true` nor `false` (`bad_request`)", body = ErrorBody),
         (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
@@ -195,11 +198,25 @@ pub async fn restart(
 pub async fn delete(
     State(engines): State<Engines>,
     EnginePath(id): EnginePath,
+    Force(force): Force,
 ) -> Result<(), ApiError> {
     let span = engine_span(&id);
     async move {
-        engines.delete(&id).await?;
-        info!("engine deleted");
+        if !force {
+            engines.delete(&id).await?;
+            info!("engine deleted");
+            return Ok(());
+        }
+        let removed = engines.force_delete(&id).await?;
+        if removed.state.is_cleaning_up() {
+            warn!(
+                state = %removed.state,
+                error = removed.error.as_deref().unwrap_or("none"),
+                "engine force-deleted before its cleanup finished: its resources may remain (the error names them if the cleanup failed)"
+            );
+        } else {
+            info!("engine deleted");
+        }
         Ok(())
     }
     .instrument(span)
