@@ -5,8 +5,9 @@
 //! (deterministic names and labels), [`build`] (pod and service, pure),
 //! [`status`] (pod → engine status, pure), [`cache`] (a watch-fed cache of the
 //! driver pods, so `status` costs no API call, current or known not to be),
-//! [`backoff`] (how soon the watch retries), [`agent`] (rucat's User-Agent)
-//! and [`manager`] (the `ResourceManager` over the Kubernetes API).
+//! [`backoff`] (how soon the watch retries), [`agent`] (rucat's User-Agent),
+//! [`manager`] (the `ResourceManager` over the Kubernetes API) and [`rbac`]
+//! (the access it needs).
 
 pub mod agent;
 pub mod backoff;
@@ -15,6 +16,7 @@ pub mod cache;
 pub mod config;
 pub mod manager;
 pub mod names;
+pub mod rbac;
 pub mod status;
 
 pub use config::{KubernetesConfig, PodOverrides};

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -289,6 +290,44 @@ async fn create_adopts_an_existing_driver_pod() {
         existing.metadata.uid,
         "the service belongs to the adopted pod"
     );
+}
+
+/// The calls of a lifecycle with adoption use exactly the access
+/// `rbac::PERMISSIONS` lists (which the Helm chart's Role grants).
+#[tokio::test]
+async fn the_calls_need_exactly_the_listed_permissions() {
+    let api = TestServer::start().await;
+    let config = support::k8s_config();
+    let resources = KubernetesResourceManager::new(support::client(&api), config.clone());
+    let spec = spec("4.0.1");
+    // Someone created the pod already: rucat adopts it.
+    let pod = serde_json::to_value(build::driver_pod(&spec, &config)).unwrap();
+    api.create(NS, Resource::Pods, pod).unwrap();
+    resources.create(&spec).await.unwrap();
+    api.set_pod_running(NS, &names::object_name(&spec.id))
+        .unwrap();
+    while !matches!(
+        resources.status(&spec.id).await,
+        Ok(ResourceStatus::Running { .. })
+    ) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    resources.delete(&spec.id).await.unwrap();
+
+    let used: BTreeSet<(String, String)> = api
+        .calls()
+        .iter()
+        .filter_map(|c| Some((c.resource?.plural().to_owned(), c.verb.rbac()?.to_owned())))
+        .collect();
+    let listed: BTreeSet<(String, String)> = rucat_k8s::rbac::PERMISSIONS
+        .iter()
+        .flat_map(|p| {
+            p.verbs
+                .iter()
+                .map(|v| (p.resource.to_owned(), (*v).to_owned()))
+        })
+        .collect();
+    assert_eq!(used, listed);
 }
 
 #[tokio::test]

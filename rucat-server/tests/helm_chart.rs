@@ -4,6 +4,7 @@
 //! resource, and the rendered rucat configs parsed by rucat's own parsers.
 //! Needs `helm` on PATH (scripts/install-deps installs it).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -157,32 +158,29 @@ fn rbac_is_minimal_and_sufficient() {
         .find(|r| r.metadata.name.as_deref() == Some("r-rucat"))
         .expect("rucat's role");
     assert_eq!(rucat.metadata.namespace.as_deref(), Some("spark"));
-    let verbs = |resource: &str| -> Vec<String> {
-        rucat
-            .rules
-            .iter()
-            .flatten()
-            .filter(|rule| rule.resources.iter().flatten().any(|r| r == resource))
-            .flat_map(|rule| rule.verbs.clone())
-            .collect()
-    };
-    for verb in ["get", "list", "watch", "create", "delete"] {
-        assert!(verbs("pods").iter().any(|v| v == verb), "pods: {verb}");
-    }
-    for verb in ["get", "create", "delete"] {
-        assert!(
-            verbs("services").iter().any(|v| v == verb),
-            "services: {verb}"
-        );
-    }
-    assert_eq!(verbs("pods/log"), ["get"]);
-    let granted: Vec<&String> = rucat
+    // Exactly what the resource manager uses: no verb missing, none extra.
+    let granted: BTreeSet<(String, String)> = rucat
         .rules
         .iter()
         .flatten()
-        .flat_map(|r| r.resources.iter().flatten())
+        .flat_map(|rule| {
+            let resources = rule.resources.clone().unwrap_or_default();
+            resources.into_iter().flat_map(|resource| {
+                rule.verbs
+                    .iter()
+                    .map(move |verb| (resource.clone(), verb.clone()))
+            })
+        })
         .collect();
-    assert_eq!(granted, ["pods", "services", "pods/log"], "nothing else");
+    let needed: BTreeSet<(String, String)> = rucat_k8s::rbac::PERMISSIONS
+        .iter()
+        .flat_map(|p| {
+            p.verbs
+                .iter()
+                .map(|v| (p.resource.to_owned(), (*v).to_owned()))
+        })
+        .collect();
+    assert_eq!(granted, needed);
     assert!(
         rucat
             .rules

@@ -29,6 +29,24 @@ pub enum Verb {
     Other,
 }
 
+impl Verb {
+    /// The verb as RBAC rules name it (`None` for [`Verb::Other`]), to
+    /// check a client's calls against the Role it is given.
+    pub fn rbac(self) -> Option<&'static str> {
+        Some(match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+            Verb::Other => return None,
+        })
+    }
+}
+
 /// One request the server received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {

@@ -1,0 +1,25 @@
+//! The API access the resource manager needs in the engine namespace: what
+//! its Role must grant, and no more. The Helm chart's Role is tested against
+//! this list, and this list against the calls the resource manager really
+//! makes, so neither can drift.
+
+/// Verbs on one resource of the core API group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permission {
+    pub resource: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+pub const PERMISSIONS: &[Permission] = &[
+    // Create and delete drivers, adopt an existing one (get), and the
+    // watch-fed cache (list, watch).
+    Permission {
+        resource: "pods",
+        verbs: &["get", "list", "watch", "create", "delete"],
+    },
+    // The headless service in front of each driver.
+    Permission {
+        resource: "services",
+        verbs: &["create", "delete"],
+    },
+];
