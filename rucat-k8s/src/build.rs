@@ -5,17 +5,19 @@
 //! creates the executors through the `spark.kubernetes.*` settings, labelled
 //! as the engine's executors and owned by the driver pod, so deleting the
 //! driver pod removes everything. The headless service gives the driver a
-//! stable DNS name for executors (`spark.driver.host`) and for clients.
+//! stable DNS name for executors (`spark.driver.host`) and for clients. The
+//! engine's token reaches the driver from a Secret (never in the pod spec,
+//! which anyone who may read pods can see), owned by the pod like the service.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, Pod, PodSpec, Probe, Service, ServicePort, ServiceSpec,
-    TCPSocketAction,
+    Container, ContainerPort, EnvVar, EnvVarSource, Pod, PodSpec, Probe, Secret, SecretKeySelector,
+    Service, ServicePort, ServiceSpec, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use rucat_core::EngineSpec;
+use rucat_core::{EngineSpec, EngineToken};
 
 use crate::config::KubernetesConfig;
 use crate::names::{self, BLOCK_MANAGER_PORT, CONNECT_PORT, DRIVER_PORT, UI_PORT};
@@ -77,6 +79,7 @@ pub fn driver_pod(spec: &EngineSpec, config: &KubernetesConfig) -> Pod {
                     ..Probe::default()
                 }),
                 resources: overrides.resources.clone(),
+                env: spec.token.as_ref().map(|_| vec![token_env(&spec.id)]),
                 ..Container::default()
             }],
             ..PodSpec::default()
@@ -85,26 +88,65 @@ pub fn driver_pod(spec: &EngineSpec, config: &KubernetesConfig) -> Pod {
     }
 }
 
-/// The headless service in front of the driver, owned by the driver pod
-/// (`pod_uid`) so that deleting the pod garbage-collects it.
-pub fn service(spec: &EngineSpec, config: &KubernetesConfig, pod_uid: &str) -> Service {
+/// Spark Connect's token variable, read from the engine's Secret.
+fn token_env(id: &rucat_core::EngineId) -> EnvVar {
+    EnvVar {
+        name: names::TOKEN_ENV.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: names::object_name(id),
+                key: names::TOKEN_KEY.to_owned(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+        value: None,
+    }
+}
+
+/// Metadata of an object that belongs to the driver pod (`pod_uid`), so
+/// that deleting the pod garbage-collects it.
+fn owned_by_the_pod(spec: &EngineSpec, config: &KubernetesConfig, pod_uid: &str) -> ObjectMeta {
     let name = names::object_name(&spec.id);
+    ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(config.namespace.clone()),
+        labels: Some(names::labels(&spec.id, names::DRIVER)),
+        owner_references: Some(vec![OwnerReference {
+            api_version: "v1".to_owned(),
+            kind: "Pod".to_owned(),
+            name,
+            uid: pod_uid.to_owned(),
+            ..OwnerReference::default()
+        }]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The Secret holding the engine's token, owned by the driver pod.
+pub fn secret(
+    spec: &EngineSpec,
+    config: &KubernetesConfig,
+    pod_uid: &str,
+    token: &EngineToken,
+) -> Secret {
+    Secret {
+        metadata: owned_by_the_pod(spec, config, pod_uid),
+        type_: Some("Opaque".to_owned()),
+        string_data: Some(BTreeMap::from([(
+            names::TOKEN_KEY.to_owned(),
+            token.expose().to_owned(),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// The headless service in front of the driver, owned by the driver pod.
+pub fn service(spec: &EngineSpec, config: &KubernetesConfig, pod_uid: &str) -> Service {
     let mut selector = names::labels(&spec.id, names::DRIVER);
     selector.remove(names::MANAGED_BY);
     Service {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(config.namespace.clone()),
-            labels: Some(names::labels(&spec.id, names::DRIVER)),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "v1".to_owned(),
-                kind: "Pod".to_owned(),
-                name,
-                uid: pod_uid.to_owned(),
-                ..OwnerReference::default()
-            }]),
-            ..ObjectMeta::default()
-        },
+        metadata: owned_by_the_pod(spec, config, pod_uid),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
             selector: Some(selector),
@@ -286,6 +328,21 @@ mod tests {
             "driver_pod_spark4.json",
             serde_json::to_value(driver_pod(&spec("4.0.1"), &config())).unwrap(),
         );
+    }
+
+    fn with_token(mut spec: EngineSpec) -> EngineSpec {
+        spec.token = Some(serde_json::from_str("\"0123abcd\"").unwrap());
+        spec
+    }
+
+    #[test]
+    fn the_token_comes_from_the_engines_secret_not_the_pod_spec() {
+        let spec = with_token(spec("4.0.1"));
+        let pod = serde_json::to_value(driver_pod(&spec, &config())).unwrap();
+        golden("driver_pod_spark4_token.json", pod.clone());
+        assert!(!pod.to_string().contains("0123abcd"));
+        let secret = secret(&spec, &config(), "pod-uid-1", spec.token.as_ref().unwrap());
+        golden("secret.json", serde_json::to_value(secret).unwrap());
     }
 
     #[test]

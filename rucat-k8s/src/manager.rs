@@ -1,5 +1,5 @@
-//! The [`ResourceManager`] over the Kubernetes API: create the driver pod and
-//! its service, read status from the [`DriverPods`] cache (answering
+//! The [`ResourceManager`] over the Kubernetes API: create the driver pod, the
+//! Secret with its token and its service, read status from the [`DriverPods`] cache (answering
 //! Unavailable while it is not current), delete.
 
 use std::collections::HashMap;
@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use rucat_core::{
@@ -28,6 +28,7 @@ const CREATE_GRACE: Duration = Duration::from_secs(30);
 pub struct KubernetesResourceManager {
     pods: Api<Pod>,
     services: Api<Service>,
+    secrets: Api<Secret>,
     config: KubernetesConfig,
     cache: DriverPods,
     /// Engines this process created recently, see [`CREATE_GRACE`].
@@ -49,11 +50,13 @@ impl KubernetesResourceManager {
     /// driver pods.
     pub fn new(client: Client, config: KubernetesConfig) -> Self {
         let pods = Api::namespaced(client.clone(), &config.namespace);
-        let services = Api::namespaced(client, &config.namespace);
+        let services = Api::namespaced(client.clone(), &config.namespace);
+        let secrets = Api::namespaced(client, &config.namespace);
         let cache = DriverPods::start(pods.clone(), &config.namespace);
         Self {
             pods,
             services,
+            secrets,
             config,
             cache,
             created: Mutex::default(),
@@ -75,6 +78,34 @@ impl KubernetesResourceManager {
 
     fn created(&self) -> std::sync::MutexGuard<'_, HashMap<EngineId, Instant>> {
         self.created.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The Secret with the engine's token (when it has one) and the service,
+    /// both owned by the pod `uid`.
+    async fn create_dependents(&self, spec: &EngineSpec, uid: &str) -> Result<(), ResourceError> {
+        if let Some(token) = &spec.token {
+            let secret = build::secret(spec, &self.config, uid, token);
+            match self.secrets.create(&PostParams::default(), &secret).await {
+                Ok(_) => {}
+                // Left by an earlier attempt at this start, or by an earlier
+                // start whose pod is still being collected: make it this
+                // pod's, with this start's token.
+                Err(err) if api_code(&err) == Some(409) => {
+                    let name = names::object_name(&spec.id);
+                    self.secrets
+                        .replace(&name, &PostParams::default(), &secret)
+                        .await
+                        .map_err(|e| classify(e, "replace the engine's token Secret"))?;
+                }
+                Err(err) => return Err(classify(err, "create the engine's token Secret")),
+            }
+        }
+        let service = build::service(spec, &self.config, uid);
+        match self.services.create(&PostParams::default(), &service).await {
+            Ok(_) => Ok(()),
+            Err(err) if api_code(&err) == Some(409) => Ok(()),
+            Err(err) => Err(classify(err, "create the driver pod's service")),
+        }
     }
 
     /// The driver pod: created, or the existing one adopted.
@@ -104,23 +135,20 @@ impl ResourceManager for KubernetesResourceManager {
                 "the API server returned a pod without a uid".into(),
             ));
         };
-        let service = build::service(spec, &self.config, uid);
-        match self.services.create(&PostParams::default(), &service).await {
-            Ok(_) => Ok(()),
-            Err(err) if api_code(&err) == Some(409) => Ok(()),
-            Err(err) => {
-                // Without its service the pod is unreachable: remove it, so a
-                // failed create leaves nothing behind.
-                let name = names::object_name(&spec.id);
-                if let Err(cleanup) = self.pods.delete(&name, &DeleteParams::background()).await
-                    && api_code(&cleanup) != Some(404)
-                {
-                    warn!(%cleanup, engine = %spec.id, "cannot remove the driver pod after its service failed");
-                }
-                self.created().remove(&spec.id);
-                Err(classify(err, "create the driver pod's service"))
+        if let Err(err) = self.create_dependents(spec, uid).await {
+            // Without its token or its service the pod cannot serve: remove
+            // it (what was made of them goes with it), so a failed create
+            // leaves nothing behind.
+            let name = names::object_name(&spec.id);
+            if let Err(cleanup) = self.pods.delete(&name, &DeleteParams::background()).await
+                && api_code(&cleanup) != Some(404)
+            {
+                warn!(%cleanup, engine = %spec.id, "cannot remove the driver pod after creating what it needs failed");
             }
+            self.created().remove(&spec.id);
+            return Err(err);
         }
+        Ok(())
     }
 
     async fn status(&self, id: &EngineId) -> Result<ResourceStatus, ResourceError> {

@@ -21,6 +21,10 @@ pub const UI_PORT: i32 = 4040;
 pub const DRIVER_PORT: i32 = 7078;
 pub const BLOCK_MANAGER_PORT: i32 = 7079;
 pub const CONTAINER: &str = "spark-connect";
+/// Where Spark Connect reads the token it demands from clients.
+pub const TOKEN_ENV: &str = "SPARK_CONNECT_AUTHENTICATE_TOKEN";
+/// The token's key in the engine's Secret.
+pub const TOKEN_KEY: &str = "token";
 
 /// Driver pod and service share this name: `rucat-` + the 32 hex digits of
 /// the id, a valid DNS label of 38 characters.

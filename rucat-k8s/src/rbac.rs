@@ -22,4 +22,10 @@ pub const PERMISSIONS: &[Permission] = &[
         resource: "services",
         verbs: &["create", "delete"],
     },
+    // The engine's token, owned by its driver pod (so deleted with it);
+    // replaced when one is left from an earlier start.
+    Permission {
+        resource: "secrets",
+        verbs: &["create", "update"],
+    },
 ];

@@ -56,7 +56,7 @@ pub fn engine_status(pod: &Pod, endpoint: &str) -> ResourceStatus {
                 Some(t) => ResourceStatus::Failed {
                     reason: describe_termination(t),
                 },
-                None => waiting(c),
+                None => waiting(c, pod),
             },
             None => ResourceStatus::PENDING,
         },
@@ -64,7 +64,7 @@ pub fn engine_status(pod: &Pod, endpoint: &str) -> ResourceStatus {
             reason: Some("the driver pod's node stopped reporting (phase Unknown)".to_owned()),
         },
         _ => match container {
-            Some(c) => waiting(c),
+            Some(c) => waiting(c, pod),
             None => unschedulable(pod).map_or(ResourceStatus::PENDING, |reason| {
                 ResourceStatus::Pending {
                     reason: Some(reason),
@@ -104,7 +104,9 @@ fn describe_termination(t: &ContainerStateTerminated) -> String {
 
 /// A container that exists but is not ready: Pending, with the kubelet's
 /// reason if it gives one; Failed if that reason cannot clear by itself.
-fn waiting(container: &ContainerStatus) -> ResourceStatus {
+/// The engine's own Secret, created just after its pod, may be missing for a
+/// moment: waiting for it clears by itself.
+fn waiting(container: &ContainerStatus, pod: &Pod) -> ResourceStatus {
     let Some(w) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
         return ResourceStatus::PENDING;
     };
@@ -115,7 +117,14 @@ fn waiting(container: &ContainerStatus) -> ResourceStatus {
         Some(message) => format!("{reason}: {}", message.trim()),
         None => reason.to_owned(),
     };
-    if FATAL_WAITING.contains(&reason) {
+    let own_secret = pod
+        .metadata
+        .name
+        .as_deref()
+        .map(|name| format!("secret \"{name}\" not found"));
+    let awaits_own_secret = reason == "CreateContainerConfigError"
+        && own_secret.is_some_and(|missing| text.contains(&missing));
+    if FATAL_WAITING.contains(&reason) && !awaits_own_secret {
         ResourceStatus::Failed { reason: text }
     } else if reason == "ContainerCreating" || reason == "PodInitializing" {
         ResourceStatus::PENDING
@@ -270,6 +279,23 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn a_driver_waiting_for_its_own_secret_is_pending_but_not_for_another() {
+        let missing = |secret: &str| {
+            let c = container(
+                json!({"waiting": {"reason": "CreateContainerConfigError",
+                    "message": format!("secret \"{secret}\" not found")}}),
+                false,
+            );
+            engine_status(
+                &pod(json!({"phase": "Pending", "containerStatuses": [c]})),
+                ENDPOINT,
+            )
+        };
+        assert!(matches!(missing("rucat-x"), ResourceStatus::Pending { .. }));
+        assert!(matches!(missing("other"), ResourceStatus::Failed { .. }));
     }
 
     #[test]

@@ -7,11 +7,12 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Api;
 use kube::api::PostParams;
 use rucat_core::{
-    CreateEngineRequest, EngineId, EngineState, ResourceError, ResourceManager, ResourceStatus,
+    CreateEngineRequest, EngineId, EngineState, EngineToken, ResourceError, ResourceManager,
+    ResourceStatus,
 };
 use rucat_k8s::{KubernetesConfig, KubernetesResourceManager, build, names};
 use rucat_k8s_testserver::{Resource, TestServer, Verb};
@@ -85,6 +86,62 @@ async fn full_lifecycle_without_polling_the_api_server() {
             "{call:?}"
         );
     }
+    cluster.shutdown().await;
+}
+
+/// The driver gets the engine's token from a Secret that only rucat and
+/// the pod's own account read, never from its spec (which anyone who may
+/// list pods sees); each start has its own, and it goes with the pod.
+#[tokio::test]
+async fn the_token_reaches_the_driver_through_a_secret_owned_by_its_pod() {
+    let cluster = Cluster::start(|_, _| {}).await;
+    let secrets: Api<Secret> = Api::namespaced(cluster.api.client(NS), NS);
+    let id = cluster.create().await;
+    let name = names::object_name(&id);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        cluster.wait_for_pod(&id).await;
+        cluster.set_running(&id);
+        let running = cluster.wait_for(&id, EngineState::Running).await;
+        let token = running
+            .spec
+            .token
+            .expect("the monitor gave the start a token");
+        let pod = cluster.pod(&id).unwrap();
+        assert!(
+            !pod.to_string().contains(token.expose()),
+            "the token is not in the pod"
+        );
+        let env = &pod["spec"]["containers"][0]["env"][0];
+        assert_eq!(env["name"], names::TOKEN_ENV);
+        assert_eq!(env["valueFrom"]["secretKeyRef"]["name"], name.as_str());
+        assert_eq!(env["valueFrom"]["secretKeyRef"]["key"], names::TOKEN_KEY);
+        let secret = secrets.get(&name).await.unwrap();
+        assert_eq!(
+            secret.data.unwrap()[names::TOKEN_KEY].0,
+            token.expose().as_bytes()
+        );
+        assert_eq!(
+            secret.metadata.owner_references.unwrap()[0].uid,
+            pod["metadata"]["uid"].as_str().unwrap()
+        );
+        seen.push(token);
+
+        cluster.api.reset_calls();
+        cluster.engines.stop(&id).await.unwrap();
+        cluster.wait_for(&id, EngineState::Terminated).await;
+        assert!(
+            cluster.api.get(NS, Resource::Secrets, &name).is_none(),
+            "the Secret goes with its pod"
+        );
+        assert_eq!(
+            cluster.api.count_where(|c| matches!(c.verb, Verb::Delete)),
+            2,
+            "stopping still costs 2 writes"
+        );
+        cluster.engines.restart(&id).await.unwrap();
+    }
+    assert_ne!(seen[0], seen[1], "each start has its own token");
     cluster.shutdown().await;
 }
 
@@ -299,11 +356,29 @@ async fn the_calls_need_exactly_the_listed_permissions() {
     let api = TestServer::start().await;
     let config = support::k8s_config();
     let resources = KubernetesResourceManager::new(support::client(&api), config.clone());
-    let spec = spec("4.0.1");
-    // Someone created the pod already: rucat adopts it.
+    let mut spec = spec("4.0.1");
+    spec.token = Some(EngineToken::generate().unwrap());
+    // Someone created the pod already: rucat adopts it; and a Secret of an
+    // earlier start is left: rucat makes it this start's.
     let pod = serde_json::to_value(build::driver_pod(&spec, &config)).unwrap();
-    api.create(NS, Resource::Pods, pod).unwrap();
+    let pod = api.create(NS, Resource::Pods, pod).unwrap();
+    let stale = EngineToken::generate().unwrap();
+    let mut secret = build::secret(&spec, &config, "no-pod", &stale);
+    // (The test server collects an object whose owner is gone at once.)
+    secret.metadata.owner_references = None;
+    api.create(NS, Resource::Secrets, serde_json::to_value(secret).unwrap())
+        .unwrap();
     resources.create(&spec).await.unwrap();
+    let secrets: Api<Secret> = Api::namespaced(api.client(NS), NS);
+    let secret = secrets.get(&names::object_name(&spec.id)).await.unwrap();
+    assert_eq!(
+        secret.data.unwrap()[names::TOKEN_KEY].0,
+        spec.token.as_ref().unwrap().expose().as_bytes()
+    );
+    assert_eq!(
+        secret.metadata.owner_references.unwrap()[0].uid,
+        pod["metadata"]["uid"].as_str().unwrap()
+    );
     api.set_pod_running(NS, &names::object_name(&spec.id))
         .unwrap();
     while !matches!(
@@ -317,6 +392,7 @@ async fn the_calls_need_exactly_the_listed_permissions() {
     let used: BTreeSet<(String, String)> = api
         .calls()
         .iter()
+        .filter(|c| c.user_agent.as_deref() == Some(rucat_k8s::agent::USER_AGENT))
         .filter_map(|c| Some((c.resource?.plural().to_owned(), c.verb.rbac()?.to_owned())))
         .collect();
     let listed: BTreeSet<(String, String)> = rucat_k8s::rbac::PERMISSIONS
