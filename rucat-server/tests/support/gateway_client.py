@@ -28,8 +28,18 @@ from pyspark.sql import SparkSession
 from pyspark.sql.functions import col, udf
 
 
+OPENED = []
+
+
 def session(endpoint):
-    return SparkSession.builder.remote(endpoint).getOrCreate()
+    return opened(SparkSession.builder.remote(endpoint).getOrCreate())
+
+
+def opened(spark):
+    """Sessions are stopped before exit: a session left to the garbage
+    collector at interpreter exit can hang closing its gRPC channel."""
+    OPENED.append(spark)
+    return spark
 
 
 def cmd_sum(endpoint):
@@ -63,7 +73,8 @@ def cmd_interrupt(endpoint):
     def long_query():
         started = time.time()
         try:
-            spark.range(10**6).crossJoin(spark.range(10**6)).selectExpr("sum(id)").collect()
+            other = spark.range(10**6).withColumnRenamed("id", "j")
+            spark.range(10**6).crossJoin(other).selectExpr("sum((id + j) % 3)").collect()
             outcome["error"] = None
         except Exception as e:  # the interrupted query's error
             outcome["error"] = type(e).__name__ + ": " + str(e)[:300]
@@ -80,8 +91,8 @@ def cmd_interrupt(endpoint):
 
 
 def cmd_sessions(endpoint):
-    first = SparkSession.builder.remote(endpoint).create()
-    second = SparkSession.builder.remote(endpoint).create()
+    first = opened(SparkSession.builder.remote(endpoint).create())
+    second = opened(SparkSession.builder.remote(endpoint).create())
     first.range(3).createOrReplaceTempView("only_in_first")
     return {
         "distinct_sessions": first.client._session_id != second.client._session_id,
@@ -154,7 +165,11 @@ def cmd_rpc(endpoint, metadata="[]"):
 
 def main():
     command = sys.argv[1].replace("-", "_")
-    result = globals()["cmd_" + command](*sys.argv[2:])
+    try:
+        result = globals()["cmd_" + command](*sys.argv[2:])
+    finally:
+        for spark in OPENED:
+            spark.stop()
     print(json.dumps(result))
 
 
