@@ -248,7 +248,8 @@ pub struct EngineInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub endpoint: Option<String>,
-    /// Why the engine is on the error path; only in error states.
+    /// Why the engine is on the error path, or why its resources could not
+    /// be released yet (a stuck stop or cleanup); only in those states.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error: Option<String>,
@@ -269,7 +270,10 @@ impl From<&EngineRecord> for EngineInfo {
                 .endpoint
                 .clone()
                 .filter(|_| r.state == EngineState::Running),
-            error: r.error.clone().filter(|_| r.state.is_error()),
+            error: r
+                .error
+                .clone()
+                .filter(|_| r.state.is_error() || r.state.is_cleaning_up()),
         }
     }
 }
@@ -341,6 +345,16 @@ mod tests {
         );
         r.enter(EngineState::WaitToTerminate, now);
         assert_eq!(EngineInfo::from(&r).endpoint, None);
+        r.enter(EngineState::TerminateInProgress, now);
+        r.error = Some("cleanup blocked".into());
+        assert_eq!(
+            EngineInfo::from(&r).error.as_deref(),
+            Some("cleanup blocked"),
+            "a stuck stop says why"
+        );
+        r.enter(EngineState::Terminated, now);
+        r.error = Some("stale".into());
+        assert_eq!(EngineInfo::from(&r).error, None);
         r.enter(EngineState::ErrorWaitToClean, now);
         r.error = Some("boom".into());
         assert_eq!(r.endpoint, None);
