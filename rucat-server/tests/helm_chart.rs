@@ -10,6 +10,7 @@ use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use rucat_monitor::{MonitorFileConfig, ResourceManagerConfig};
 use serde::Deserialize;
@@ -84,6 +85,13 @@ fn every_rendered_object_is_a_valid_kubernetes_resource() {
             "kubernetes.driver.nodeSelector.pool=spark",
             "spark.serviceAccount.create=false",
         ],
+        vec![
+            "gateway.ingress.enabled=true",
+            "gateway.ingress.host=spark.example.com",
+            "gateway.ingress.tlsSecretName=spark-tls",
+            "tls.secretName=rucat-tls",
+            "gateway.service.type=LoadBalancer",
+        ],
     ] {
         let objects = render(&sets);
         for object in &objects {
@@ -95,6 +103,7 @@ fn every_rendered_object_is_a_valid_kubernetes_resource() {
                 "Role" => drop(typed::<Role>(object)),
                 "RoleBinding" => drop(typed::<RoleBinding>(object)),
                 "PersistentVolumeClaim" => drop(typed::<PersistentVolumeClaim>(object)),
+                "Ingress" => drop(typed::<Ingress>(object)),
                 other => panic!("unexpected kind {other} with {sets:?}"),
             }
         }
@@ -147,6 +156,78 @@ fn the_rendered_configs_are_accepted_by_rucat() {
             object["metadata"]["name"]
         );
     }
+}
+
+/// The server's config as rendered with `sets`.
+fn server_config(objects: &[Value]) -> rucat_server::config::FileConfig {
+    rucat_server::config::parse(config_text(objects, "server.json")).expect("server config")
+}
+
+#[test]
+fn the_gateway_is_exposed_and_advertised() {
+    let objects = render(&[]);
+    let server = server_config(&objects);
+    assert_eq!(
+        server.gateway.listen,
+        Some("0.0.0.0:15002".parse().unwrap())
+    );
+    assert_eq!(
+        server.gateway.advertised_address.as_deref(),
+        Some("r-rucat-gateway.rucat.svc:15002"),
+        "in-cluster clients reach the gateway service"
+    );
+    assert!(server.tls.is_none());
+    let services: Vec<Service> = of_kind(&objects, "Service")
+        .into_iter()
+        .map(typed)
+        .collect();
+    let gateway = services
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("r-rucat-gateway"))
+        .expect("the gateway's service");
+    let port = &gateway.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
+    assert_eq!(
+        (port.port, port.app_protocol.as_deref()),
+        (15002, Some("grpc"))
+    );
+    assert!(of_kind(&objects, "Ingress").is_empty());
+
+    let objects = render(&[
+        "gateway.ingress.enabled=true",
+        "gateway.ingress.host=spark.example.com",
+        "tls.secretName=rucat-tls",
+    ]);
+    let server = server_config(&objects);
+    assert_eq!(
+        server.gateway.advertised_address.as_deref(),
+        Some("spark.example.com:443"),
+        "outside clients reach the ingress"
+    );
+    let tls = server.tls.expect("TLS configured");
+    assert_eq!(tls.certificate, PathBuf::from("/etc/rucat/tls/tls.crt"));
+    let ingress: Ingress = typed(of_kind(&objects, "Ingress")[0]);
+    let rule = &ingress.spec.unwrap().rules.unwrap()[0];
+    assert_eq!(rule.host.as_deref(), Some("spark.example.com"));
+    let deployment: Deployment = typed(
+        of_kind(&objects, "Deployment")
+            .into_iter()
+            .find(|d| d["metadata"]["name"] == "r-rucat-server")
+            .unwrap(),
+    );
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let probe = pod.containers[0].readiness_probe.as_ref().unwrap();
+    assert_eq!(
+        probe.http_get.as_ref().unwrap().scheme.as_deref(),
+        Some("HTTPS"),
+        "probes speak TLS too"
+    );
+    assert!(
+        pod.volumes.unwrap().iter().any(|v| v
+            .secret
+            .as_ref()
+            .and_then(|s| s.secret_name.as_deref())
+            == Some("rucat-tls"))
+    );
 }
 
 #[test]

@@ -50,3 +50,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   }
 }}
 {{- end -}}
+
+{{/* host:port that users reach the gateway at. */}}
+{{- define "rucat.gatewayAddress" -}}
+{{- if .Values.gateway.advertisedAddress -}}
+{{- .Values.gateway.advertisedAddress -}}
+{{- else if and .Values.gateway.ingress.enabled .Values.gateway.ingress.host -}}
+{{- printf "%s:443" .Values.gateway.ingress.host -}}
+{{- else -}}
+{{- printf "%s-gateway.%s.svc:%v" (include "rucat.fullname" .) .Release.Namespace .Values.gateway.service.port -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "rucat.scheme" -}}
+{{- if .Values.tls.secretName }}HTTPS{{ else }}HTTP{{ end -}}
+{{- end -}}
