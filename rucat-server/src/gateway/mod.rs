@@ -28,6 +28,7 @@ mod proxy;
 pub mod route;
 mod status;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -81,6 +82,7 @@ struct Inner {
     auth: Option<StaticAuth>,
     activity: Activity,
     engines: proxy::EngineClient,
+    routes: HashMap<String, SocketAddr>,
 }
 
 impl Gateway {
@@ -93,6 +95,25 @@ impl Gateway {
                 auth,
                 activity,
                 engines: proxy::engine_client(),
+                routes: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Reaches engines somewhere other than the address their resource
+    /// manager reports: `routes` maps a reported `host:port` (e.g. a
+    /// Kubernetes service name) to where this gateway finds it, for a
+    /// gateway that does not share the engines' network (behind
+    /// port-forwards or node ports, or in tests).
+    pub fn with_routes(self, routes: HashMap<String, SocketAddr>) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                store: Arc::clone(&inner.store),
+                auth: inner.auth.clone(),
+                activity: inner.activity.clone(),
+                engines: inner.engines.clone(),
+                routes,
             }),
         }
     }
@@ -159,7 +180,10 @@ impl Gateway {
             .get(&id)
             .await?
             .ok_or_else(|| Refusal::UnknownEngine(id.clone()))?;
-        let upstream = route::upstream(&record)?;
+        let mut upstream = route::upstream(&record)?;
+        if let Some(address) = self.inner.routes.get(&upstream.authority) {
+            upstream.authority = address.to_string();
+        }
         let request = proxy::upstream_request(request, &id, &upstream)?;
         let stream = self.inner.activity.rpc_started(&id);
         let request = request.map(|body| proxy::counted(body, &stream, Direction::ToEngine));
