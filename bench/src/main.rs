@@ -4,6 +4,7 @@
 
 mod burst;
 mod control_plane;
+mod gateway;
 mod idle;
 mod overhead;
 mod procs;
@@ -46,6 +47,9 @@ enum Benchmark {
         /// Leave out the local Spark benchmark (d).
         #[arg(long)]
         no_spark: bool,
+        /// Only the benchmarks with these letters, e.g. `--only cg`.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// a: create → Running latency; prints JSON.
     Overhead {
@@ -81,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
             bin_dir,
             quick,
             no_spark,
+            only,
         } => {
             let scale = if quick {
                 report::Scale::QUICK
@@ -91,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
                 bin_dir,
                 scale,
                 spark: !no_spark,
+                only,
             })
             .await?;
             print!("{table}");

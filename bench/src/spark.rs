@@ -43,14 +43,14 @@ pub async fn run(bins: &Binaries, work: &Path, rounds: usize) -> anyhow::Result<
     })
 }
 
-struct SparkHome {
+pub(crate) struct SparkHome {
     home: PathBuf,
-    version: String,
+    pub(crate) version: String,
 }
 
 impl SparkHome {
     /// `SPARK_HOME`, else pyspark's, as the local resource manager finds it.
-    fn locate() -> anyhow::Result<Self> {
+    pub(crate) fn locate() -> anyhow::Result<Self> {
         let home = match std::env::var_os("SPARK_HOME") {
             Some(home) => PathBuf::from(home),
             None => PathBuf::from(python(&[
@@ -155,7 +155,7 @@ async fn through_rucat(
         server: &server,
     };
     let started = Instant::now();
-    let id = api.create(&spark.version).await?;
+    let id = api.create(&spark.version, json!({})).await?;
     let measured = async {
         let engine = api.wait_for(&id, "Running").await?;
         let endpoint = engine["endpoint"]
@@ -175,14 +175,14 @@ async fn through_rucat(
     Ok(secs)
 }
 
-struct Api<'a> {
-    http: reqwest::Client,
-    server: &'a Process,
+pub(crate) struct Api<'a> {
+    pub(crate) http: reqwest::Client,
+    pub(crate) server: &'a Process,
 }
 
 impl Api<'_> {
-    async fn create(&self, version: &str) -> anyhow::Result<String> {
-        let body = json!({"name": "bench", "engine_type": "Spark", "version": version});
+    pub(crate) async fn create(&self, version: &str, configs: Value) -> anyhow::Result<String> {
+        let body = json!({"name": "bench", "engine_type": "Spark", "version": version, "configs": configs});
         let response = self
             .http
             .post(self.server.url("/engine")?)
@@ -193,7 +193,7 @@ impl Api<'_> {
         Ok(body["id"].as_str().context("an id")?.to_owned())
     }
 
-    async fn wait_for(&self, id: &str, state: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn wait_for(&self, id: &str, state: &str) -> anyhow::Result<Value> {
         let started = Instant::now();
         loop {
             let engine: Value = self
@@ -217,7 +217,7 @@ impl Api<'_> {
         }
     }
 
-    async fn stop_and_delete(&self, id: &str) -> anyhow::Result<()> {
+    pub(crate) async fn stop_and_delete(&self, id: &str) -> anyhow::Result<()> {
         self.http
             .post(self.server.url(&format!("/engine/{id}/stop"))?)
             .send()

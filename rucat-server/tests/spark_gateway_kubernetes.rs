@@ -111,7 +111,7 @@ async fn spark_through_the_gateway_on_kubernetes() {
     tokio::spawn(monitor.run(std::future::pending()));
     let engines = Engines::new(store.clone());
     let id = engines
-        .create(CreateEngineRequest::spark("k8s", &local_spark_version()))
+        .create(CreateEngineRequest::spark("k8s", local_spark_version()))
         .await
         .unwrap();
 

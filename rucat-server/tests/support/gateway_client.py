@@ -14,6 +14,7 @@ Commands:
   conf ENDPOINT KEY                spark.conf.get(KEY) through the endpoint
   arrow ENDPOINT ROWS              toArrow() of ROWS rows: rows and seconds (best of 3)
   tiny ENDPOINT N                  N times select 1: median milliseconds
+  concurrent ENDPOINT N            N sessions at once, each running select 1: how many answered, seconds
   rpc ENDPOINT [METADATA_JSON]     one Config RPC with raw grpc stubs: status code name and details
 """
 import hashlib
@@ -139,6 +140,25 @@ def cmd_tiny(endpoint, n):
         spark.sql("select 1").collect()
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
+
+
+def cmd_concurrent(endpoint, n):
+    answered = []
+    lock = threading.Lock()
+
+    def one():
+        spark = opened(SparkSession.builder.remote(endpoint).create())
+        value = spark.sql("select 1").collect()[0][0]
+        with lock:
+            answered.append(value)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=one) for _ in range(int(n))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+    return {"answered": answered.count(1), "seconds": time.perf_counter() - started}
 
 
 def cmd_rpc(endpoint, metadata="[]"):
