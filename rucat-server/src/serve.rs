@@ -35,14 +35,15 @@ impl Protocol {
         }
     }
 
-    /// HTTP/2 only, with the given windows, for gRPC.
-    pub fn http2(stream_window: u32, connection_window: u32) -> Self {
+    /// HTTP/2 only, with the given windows and largest frame, for gRPC.
+    pub fn http2(stream_window: u32, connection_window: u32, max_frame: u32) -> Self {
         let mut builder = Builder::new(TokioExecutor::new()).http2_only();
         builder
             .http2()
             .timer(TokioTimer::new())
             .initial_stream_window_size(stream_window)
             .initial_connection_window_size(connection_window)
+            .max_frame_size(max_frame)
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10));
         Self { builder }

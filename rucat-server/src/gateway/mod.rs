@@ -132,7 +132,11 @@ impl Gateway {
         tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: impl Future<Output = ()>,
     ) {
-        let protocol = Protocol::http2(proxy::STREAM_WINDOW, proxy::CONNECTION_WINDOW);
+        let protocol = Protocol::http2(
+            proxy::STREAM_WINDOW,
+            proxy::CONNECTION_WINDOW,
+            proxy::MAX_FRAME,
+        );
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = self.clone();
             async move { Ok::<_, Infallible>(gateway.handle(request).await) }

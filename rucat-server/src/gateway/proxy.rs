@@ -39,6 +39,8 @@ pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;
 /// of a huge result costs the gateway at most this much per stream.
 pub(super) const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 pub(super) const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+/// The largest HTTP/2 frame the gateway accepts (the protocol's default is 16 KiB).
+pub(super) const MAX_FRAME: u32 = 1024 * 1024;
 
 /// Pings keep connections through load balancers alive and notice engines
 /// that vanished without closing their connections.
@@ -58,6 +60,9 @@ pub(super) fn engine_client() -> EngineClient {
         .http2_only(true)
         .http2_initial_stream_window_size(STREAM_WINDOW)
         .http2_initial_connection_window_size(CONNECTION_WINDOW)
+        // Arrow batches are large: fewer, larger frames from the engine
+        // cost the proxy less per byte.
+        .http2_max_frame_size(MAX_FRAME)
         .http2_keep_alive_interval(KEEP_ALIVE)
         .http2_keep_alive_timeout(Duration::from_secs(10))
         .build(connector)
