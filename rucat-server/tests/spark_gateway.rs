@@ -87,6 +87,25 @@ impl<'a> Api<'a> {
         assert_eq!(response.status(), 200, "{path}");
     }
 
+    /// Stops `id` and waits until its JVM is gone: engines outlive a
+    /// server that is shut down, so a test must stop its own.
+    async fn stop(&self, id: &str) {
+        self.post(&format!("/engine/{id}/stop")).await;
+        let started = Instant::now();
+        loop {
+            let info: Value =
+                serde_json::from_str(&self.text(&format!("/engine/{id}")).await).unwrap();
+            if info["state"] == "Terminated" {
+                return;
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "never Terminated: {info}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Waits for Running; the engine's endpoint with the user's token.
     async fn running(&self, id: &str) -> String {
         let started = Instant::now();
@@ -251,6 +270,8 @@ async fn spark_through_the_gateway_every_kind_of_rpc() {
     assert_eq!(client(&["sum", &endpoint_a]).await, json!(499500));
     let (_, new_token) = engine_secret(data.path(), &a).await;
     assert_ne!(new_token, engine_token, "each start has its own token");
+    api.stop(&a).await;
+    api.stop(&b).await;
     assert!(server.terminate());
 }
 
@@ -319,6 +340,7 @@ async fn spark_through_the_gateway_reattaches_after_a_dropped_connection() {
         "the query completed after reattaching"
     );
     assert_eq!(result, client(&["digest", &endpoint, "2000000"]).await);
+    api.stop(&id).await;
     assert!(server.terminate());
 }
 
@@ -473,5 +495,26 @@ async fn spark_through_the_gateway_over_tls_with_a_token() {
     )
     .await;
     assert_eq!(answer, json!(499500), "through TLS to {host}");
+    // Stop the engine: it would outlive the server.
+    let stop = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "-X",
+            "POST",
+            "-H",
+        ])
+        .arg(format!("authorization: Bearer {USER_TOKEN}"))
+        .arg(server.url(&format!("/engine/{id}/stop")))
+        .status()
+        .expect("curl");
+    assert!(stop.success());
+    let started = Instant::now();
+    while curl(&[&server.url(&format!("/engine/{id}"))])["state"] != "Terminated" {
+        assert!(started.elapsed() < START_TIMEOUT, "never Terminated");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     assert!(server.terminate());
 }
