@@ -35,6 +35,7 @@ pub struct Sizes {
 pub struct Gateway {
     pub arrow_rows_per_sec: Pair,
     pub tiny_p50_ms: Pair,
+    pub config_rpc_p50_ms: Pair,
     pub sessions_answered: (u64, u64),
     pub sessions_secs: Pair,
     /// The server's resident memory before streaming, and its peak while
@@ -113,6 +114,8 @@ async fn measure(
     let (mut through, mut straight) = (0.0_f64, 0.0_f64);
     let tiny = sizes.tiny_queries.to_string();
     let (mut tiny_gateway, mut tiny_direct) = (f64::INFINITY, f64::INFINITY);
+    let (mut rpc_gateway, mut rpc_direct) = (f64::INFINITY, f64::INFINITY);
+    let rpcs = (sizes.tiny_queries * 5).to_string();
     for _ in 0..ROUNDS {
         let (arrow, peak) = while_sampling(server_pid, || client(&["arrow", gateway, &rows]))?;
         rss_streaming_mb = rss_streaming_mb.max(peak);
@@ -123,6 +126,8 @@ async fn measure(
         )?);
         tiny_gateway = tiny_gateway.min(number(client(&["tiny", gateway, &tiny])?)?);
         tiny_direct = tiny_direct.min(number(client(&["tiny", direct, &tiny])?)?);
+        rpc_gateway = rpc_gateway.min(number(client(&["config-latency", gateway, &rpcs])?)?);
+        rpc_direct = rpc_direct.min(number(client(&["config-latency", direct, &rpcs])?)?);
     }
 
     let sessions = sizes.sessions.to_string();
@@ -139,6 +144,10 @@ async fn measure(
         tiny_p50_ms: Pair {
             gateway: tiny_gateway,
             direct: tiny_direct,
+        },
+        config_rpc_p50_ms: Pair {
+            gateway: rpc_gateway,
+            direct: rpc_direct,
         },
         sessions_answered: (many_gateway.answered, many_direct.answered),
         sessions_secs: Pair {

@@ -235,6 +235,14 @@ fn gateway_rows(g: &gateway::Gateway, sizes: &gateway::Sizes) -> Vec<Row> {
             met: Some(tiny.gateway - tiny.direct <= 1.0),
         },
         Row {
+            figure: "g. unary Config RPC, p50 through the gateway".into(),
+            value: ms(g.config_rpc_p50_ms.gateway),
+            baseline: format!("{} direct", ms(g.config_rpc_p50_ms.direct)),
+            ratio: g.config_rpc_p50_ms.gateway / g.config_rpc_p50_ms.direct,
+            goal: "≤ 1 ms added",
+            met: Some(g.config_rpc_p50_ms.gateway - g.config_rpc_p50_ms.direct <= 1.0),
+        },
+        Row {
             figure: format!("g. server RSS while streaming {millions:.0}M rows"),
             value: mb(g.rss_streaming_mb),
             baseline: format!("{} before", mb(g.rss_before_mb)),

@@ -15,6 +15,7 @@ Commands:
   arrow ENDPOINT ROWS              toArrow() of ROWS rows: rows and seconds (best of 3)
   tiny ENDPOINT N                  N times select 1: median milliseconds
   concurrent ENDPOINT N            N sessions at once, each running select 1: how many answered, seconds
+  config-latency ENDPOINT N        N unary Config RPCs with raw grpc stubs: median milliseconds
   rpc ENDPOINT [METADATA_JSON]     one Config RPC with raw grpc stubs: status code name and details
 """
 import hashlib
@@ -159,6 +160,36 @@ def cmd_concurrent(endpoint, n):
     for w in workers:
         w.join(300)
     return {"answered": answered.count(1), "seconds": time.perf_counter() - started}
+
+
+def cmd_config_latency(endpoint, n):
+    """The cost of one unary RPC, with no Spark work to speak of: what a
+    proxy adds shows here without the engine's noise."""
+    from pyspark.sql.connect.proto import base_pb2, base_pb2_grpc
+
+    target, _, params = endpoint.removeprefix("sc://").partition("/;")
+    metadata = []
+    for param in filter(None, params.split(";")):
+        key, _, value = param.partition("=")
+        if key == "token":
+            metadata.append(("authorization", "Bearer " + value))
+        elif key != "use_ssl":
+            metadata.append((key, value))
+    request = base_pb2.ConfigRequest(
+        session_id="00112233-4455-6677-8899-aabbccddeeff",
+        user_context=base_pb2.UserContext(user_id="bench"),
+        operation=base_pb2.ConfigRequest.Operation(get_all=base_pb2.ConfigRequest.GetAll()),
+    )
+    with grpc.insecure_channel(target) as channel:
+        stub = base_pb2_grpc.SparkConnectServiceStub(channel)
+        for _ in range(50):
+            stub.Config(request, metadata=metadata)
+        times = []
+        for _ in range(int(n)):
+            started = time.perf_counter()
+            stub.Config(request, metadata=metadata)
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def cmd_rpc(endpoint, metadata="[]"):
