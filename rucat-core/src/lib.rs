@@ -7,6 +7,7 @@
 //! `rucat-store` and `rucat-k8s` and plug in through the traits.
 
 pub mod change;
+pub mod decide;
 pub mod engine;
 pub mod engines;
 pub mod metrics;

@@ -28,6 +28,7 @@ fn config() -> MonitorConfig {
         lease_duration: Duration::from_millis(600),
         start_deadline: Duration::from_secs(30),
         max_concurrent: 16,
+        resync_interval: Duration::from_millis(100),
     }
 }
 

@@ -10,9 +10,11 @@ use async_trait::async_trait;
 use rucat_core::engine::Lease;
 use rucat_core::resource::InstantResourceManager;
 use rucat_core::store::MemoryStore;
+use rucat_core::store::PageQuery;
 use rucat_core::{
     ChangeSink, CreateEngineRequest, EngineId, EngineRecord, EngineSpec, EngineState, Engines,
-    Monitor, MonitorConfig, ResourceError, ResourceManager, ResourceStatus, Store, Timestamp,
+    Monitor, MonitorConfig, ResourceError, ResourceManager, ResourceStatus, Store, StoreError,
+    Timestamp,
 };
 use tokio::sync::{Semaphore, oneshot};
 
@@ -23,6 +25,7 @@ fn config(owner: &str) -> MonitorConfig {
         lease_duration: Duration::from_secs(5),
         start_deadline: Duration::from_secs(30),
         max_concurrent: 16,
+        resync_interval: Duration::from_millis(100),
     }
 }
 
@@ -122,6 +125,7 @@ struct Scripted {
     /// When set, each `status` call takes a permit first (to let a test act
     /// while a check is under way).
     gate: Option<Arc<Semaphore>>,
+    status_calls: AtomicU32,
 }
 
 impl Scripted {
@@ -158,6 +162,7 @@ impl ResourceManager for Scripted {
     }
 
     async fn status(&self, id: &EngineId) -> Result<ResourceStatus, ResourceError> {
+        self.status_calls.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
             gate.acquire().await.expect("gate open").forget();
         }
@@ -385,6 +390,7 @@ async fn a_reported_change_is_acted_on_before_the_next_check() {
     let resources = Arc::new(Scripted::default());
     let cfg = MonitorConfig {
         check_interval: Duration::from_secs(3600),
+        resync_interval: Duration::from_secs(3600),
         ..config("m")
     };
     let (engines, monitor) = start(&store, resources.clone(), cfg);
@@ -487,22 +493,25 @@ async fn a_stale_monitors_release_is_refused() {
     let gate = Arc::new(Semaphore::new(0));
     let resources = Arc::new(Scripted {
         gate: Some(gate.clone()),
+        initial: Some(ResourceStatus::PENDING),
         ..Default::default()
     });
     let (engines, monitor) = start(&store, resources.clone(), config("m"));
     let id = engines.create(request("stale")).await.unwrap();
-    gate.add_permits(1); // let the first status check through
-    wait_for(&engines, &id, EngineState::Running).await;
-    // The monitor's next check of the running engine blocks on the gate with
-    // its claim held; meanwhile the user stops the engine.
-    wait_until(|| async { engines.get(&id).await.unwrap().lease.is_some() }).await;
+    // The monitor's first check of the starting engine blocks on the gate
+    // with its claim held; meanwhile the user stops the engine.
+    wait_until(|| async {
+        let record = engines.get(&id).await.unwrap();
+        record.state == EngineState::StartInProgress && record.lease.is_some()
+    })
+    .await;
     engines.stop(&id).await.unwrap();
     gate.add_permits(1000); // the check ends; its release must be refused
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_ne!(
-        engines.get(&id).await.unwrap().state,
-        EngineState::Running,
-        "the stop was not overwritten"
+    let after = engines.get(&id).await.unwrap().state;
+    assert!(
+        !matches!(after, EngineState::StartInProgress | EngineState::Running),
+        "the stop was not overwritten: {after}"
     );
     let stopped = wait_for(&engines, &id, EngineState::Terminated).await;
     assert_eq!(stopped.lease, None);
@@ -567,5 +576,193 @@ async fn the_store_feed_wakes_the_monitor_long_before_its_interval() {
     wait_for(&engines, &second, EngineState::Running).await;
     engines.stop(&second).await.unwrap();
     wait_for(&engines, &second, EngineState::Terminated).await;
+    monitor.shutdown().await;
+}
+
+/// Counts the writes that reach a store.
+struct CountingStore {
+    inner: MemoryStore,
+    writes: AtomicU32,
+}
+
+impl CountingStore {
+    fn writes(&self) -> u32 {
+        self.writes.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Store for CountingStore {
+    async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert(record).await
+    }
+    async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn list(&self) -> Result<Vec<EngineRecord>, StoreError> {
+        self.inner.list().await
+    }
+    async fn page(&self, query: &PageQuery) -> Result<Vec<EngineRecord>, StoreError> {
+        self.inner.page(query).await
+    }
+    async fn compare_and_swap(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+    ) -> Result<u64, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.compare_and_swap(expected_revision, next).await
+    }
+    async fn delete(&self, id: &EngineId, expected_revision: u64) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete(id, expected_revision).await
+    }
+    async fn due(&self, now: Timestamp, limit: usize) -> Result<Vec<EngineRecord>, StoreError> {
+        self.inner.due(now, limit).await
+    }
+    async fn subscribe(&self, sink: ChangeSink) {
+        self.inner.subscribe(sink).await;
+    }
+}
+
+/// The quiet control plane: Running engines whose resources report nothing
+/// new cost no store write at all, however many checks pass; yet a resource
+/// that fails without a word is found by the resync, and one whose manager
+/// reports the change is found at once.
+#[tokio::test]
+async fn running_engines_at_rest_cost_no_writes_yet_failures_are_found() {
+    let store = Arc::new(CountingStore {
+        inner: MemoryStore::new(),
+        writes: AtomicU32::new(0),
+    });
+    let resources = Arc::new(Scripted::default());
+    let cfg = MonitorConfig {
+        resync_interval: Duration::from_millis(200),
+        ..config("quiet")
+    };
+    let monitor = Monitor::new(store.clone(), resources.clone(), cfg.clone());
+    let engines = Engines::new(store.clone()).with_waker(monitor.waker());
+    let monitor = Running::start(monitor);
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(engines.create(request(&format!("q{i}"))).await.unwrap());
+    }
+    for id in &ids {
+        wait_for(&engines, id, EngineState::Running).await;
+    }
+    // Let the last passes release.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (writes, checks) = (
+        store.writes(),
+        resources.status_calls.load(Ordering::SeqCst),
+    );
+    // 50 check intervals and 5 resyncs.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(store.writes(), writes, "no write at rest");
+    let resynced = resources.status_calls.load(Ordering::SeqCst) - checks;
+    assert!(
+        resynced >= 3 * ids.len() as u32,
+        "the resync kept checking every engine: {resynced} status calls"
+    );
+
+    // A silent failure: no change reported; the resync finds it.
+    let silent = &ids[0];
+    let failed_at = std::time::Instant::now();
+    resources.set(
+        silent,
+        ResourceStatus::Failed {
+            reason: "segfault".into(),
+        },
+    );
+    let clean = wait_for(&engines, silent, EngineState::ErrorClean).await;
+    assert_eq!(clean.error.as_deref(), Some("segfault"));
+    let found_in = failed_at.elapsed();
+    assert!(
+        found_in < cfg.resync_interval + Duration::from_secs(1),
+        "found within the resync interval: {found_in:?}"
+    );
+
+    // Only the failed engine was written.
+    for id in &ids[1..] {
+        let record = engines.get(id).await.unwrap();
+        assert_eq!(
+            (record.state, record.revision),
+            (EngineState::Running, 5),
+            "{id}"
+        );
+    }
+    monitor.shutdown().await;
+}
+
+/// A resource that failed while no monitor ran is found as soon as one starts:
+/// its first resync runs at once, whatever the interval.
+#[tokio::test]
+async fn a_failure_while_no_monitor_ran_is_found_on_start() {
+    let store = Arc::new(MemoryStore::new());
+    let resources = Arc::new(Scripted::default());
+    let (engines, first) = start(&store, resources.clone(), config("first"));
+    let id = engines.create(request("orphan")).await.unwrap();
+    wait_for(&engines, &id, EngineState::Running).await;
+    first.shutdown().await;
+
+    resources.set(&id, ResourceStatus::Gone);
+    let cfg = MonitorConfig {
+        check_interval: Duration::from_secs(3600),
+        resync_interval: Duration::from_secs(3600),
+        ..config("second")
+    };
+    let (engines, second) = start(&store, resources.clone(), cfg);
+    let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
+    assert_eq!(
+        clean.error.as_deref(),
+        Some("the engine's resource disappeared while it was running")
+    );
+    second.shutdown().await;
+}
+
+/// The same with real processes: a local engine whose process was killed
+/// while no monitor ran (so no parent saw it die) is found by the next
+/// monitor's first resync, through the process record the engine left.
+#[tokio::test]
+async fn a_local_engine_killed_while_no_monitor_ran_is_found_on_restart() {
+    use rucat_core::resource::local::{LocalConfig, LocalResourceManager, fake};
+    let root = tempfile::tempdir().unwrap();
+    let local = LocalConfig {
+        work_dir: root.path().join("engines"),
+        spark_home: Some(fake::spark_home(root.path(), fake::SERVER).unwrap()),
+        stop_grace_secs: 1,
+        ..LocalConfig::default()
+    };
+    let store = Arc::new(MemoryStore::new());
+
+    let first = Arc::new(LocalResourceManager::new(local.clone()).await.unwrap());
+    let (engines, monitor) = start(&store, first.clone(), config("first"));
+    let id = engines.create(request("local")).await.unwrap();
+    wait_for(&engines, &id, EngineState::Running).await;
+    let pid = first.pid(&id).await.unwrap().expect("a process");
+    monitor.shutdown().await;
+    drop(first);
+
+    // SIGKILL to the engine's process group, with no monitor running.
+    let killed = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Dead, not dying: a process still exiting may answer on its port.
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    wait_until(|| async { !proc_dir.exists() }).await;
+
+    let second = Arc::new(LocalResourceManager::new(local).await.unwrap());
+    let cfg = MonitorConfig {
+        check_interval: Duration::from_secs(3600),
+        resync_interval: Duration::from_secs(3600),
+        ..config("second")
+    };
+    let (engines, monitor) = start(&store, second, cfg);
+    let clean = wait_for(&engines, &id, EngineState::ErrorClean).await;
+    let error = clean.error.unwrap_or_default();
+    assert!(error.contains("Spark"), "{error}");
     monitor.shutdown().await;
 }

@@ -22,7 +22,7 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorFileConfig {
-    /// How often watched engines are checked, in seconds (at least 1).
+    /// How often starting and stopping engines are checked, in seconds (at least 1).
     #[serde(default = "default_check_interval")]
     pub check_interval_secs: u8,
     /// Defaults to the SQLite file of the data directory.
@@ -37,6 +37,10 @@ pub struct MonitorFileConfig {
     pub start_deadline_secs: u32,
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: u16,
+    /// How often every Running engine's resource is checked, read-only, for
+    /// a failure no change feed reported (at least 1; see `rucat_core::monitor`).
+    #[serde(default = "default_resync_interval")]
+    pub resync_interval_secs: u32,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -54,6 +58,9 @@ fn default_start_deadline_secs() -> u32 {
 fn default_max_concurrent() -> u16 {
     64
 }
+fn default_resync_interval() -> u32 {
+    30
+}
 fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN
 }
@@ -67,6 +74,7 @@ impl Default for MonitorFileConfig {
             lease_secs: default_lease_secs(),
             start_deadline_secs: default_start_deadline_secs(),
             max_concurrent: default_max_concurrent(),
+            resync_interval_secs: default_resync_interval(),
             listen: default_listen(),
         }
     }
@@ -107,6 +115,9 @@ impl MonitorFileConfig {
         if config.max_concurrent == 0 {
             return Err("max_concurrent: must be at least 1".into());
         }
+        if config.resync_interval_secs == 0 {
+            return Err("resync_interval_secs: must be at least 1".into());
+        }
         Ok(config)
     }
 
@@ -129,6 +140,7 @@ impl MonitorFileConfig {
             lease_duration: Duration::from_secs(self.lease_secs.into()),
             start_deadline: Duration::from_secs(self.start_deadline_secs.into()),
             max_concurrent: self.max_concurrent.into(),
+            resync_interval: Duration::from_secs(self.resync_interval_secs.into()),
             ..MonitorConfig::default()
         }
     }
@@ -182,6 +194,15 @@ mod tests {
             config.monitor_config().lease_duration,
             Duration::from_secs(30)
         );
+        assert_eq!(
+            config.monitor_config().resync_interval,
+            Duration::from_secs(30)
+        );
+        let config = MonitorFileConfig::parse(r#"{"resync_interval_secs": 300}"#).unwrap();
+        assert_eq!(
+            config.monitor_config().resync_interval,
+            Duration::from_secs(300)
+        );
     }
 
     #[test]
@@ -222,6 +243,7 @@ mod tests {
             (r#"{"check_interval_secs": 300}"#, "300"),
             (r#"{"lease_secs": 1}"#, "lease_secs"),
             (r#"{"max_concurrent": 0}"#, "max_concurrent"),
+            (r#"{"resync_interval_secs": 0}"#, "resync_interval_secs"),
             (r#"{"check_interval": 1}"#, "unknown field `check_interval`"),
             (r#"{"database": {"Postgres": {}}}"#, "Postgres"),
             (

@@ -12,6 +12,10 @@
 //! feeds of its store and resource manager (see [`crate::change`]), so new
 //! work and resource events are acted on within milliseconds where a feed
 //! exists; the scheduled reads catch whatever a feed missed.
+//!
+//! Engines at rest cost no writes: Terminated and ErrorClean wait for a user,
+//! and Running engines are watched rather than scheduled (see [`watch`]), so
+//! a store holding only such engines is never written to by a monitor.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,27 +23,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::change::{Change, ChangeSink};
 use crate::engine::{EngineId, EngineRecord};
 use crate::metrics::MonitorMetrics;
 use crate::resource::ResourceManager;
+use crate::state::EngineState;
 use crate::store::Store;
 use crate::time::Timestamp;
 
-mod blocked;
+pub(crate) mod blocked;
 mod reconcile;
+mod watch;
 
 use reconcile::Reconciler;
+use watch::Watcher;
 
 #[derive(Clone, Debug)]
 pub struct MonitorConfig {
     /// Names this monitor in leases; must be unique among live monitors.
     pub owner: String,
-    /// How often watched engines are checked, and the longest a monitor sleeps.
+    /// How often starting and stopping engines are checked, and how often
+    /// the due list is read when no feed reports anything.
     pub check_interval: Duration,
     /// How long a claim stays valid; another monitor takes over after it.
     pub lease_duration: Duration,
@@ -47,6 +55,10 @@ pub struct MonitorConfig {
     pub start_deadline: Duration,
     /// How many engines are acted on at once.
     pub max_concurrent: usize,
+    /// How often every Running engine's resource is checked, read-only, to
+    /// catch a failure that no change feed reported (see [`watch`]); also
+    /// the longest such a failure goes unnoticed.
+    pub resync_interval: Duration,
 }
 
 impl Default for MonitorConfig {
@@ -57,6 +69,7 @@ impl Default for MonitorConfig {
             lease_duration: Duration::from_secs(30),
             start_deadline: Duration::from_secs(300),
             max_concurrent: 64,
+            resync_interval: Duration::from_secs(30),
         }
     }
 }
@@ -126,12 +139,26 @@ impl Monitor {
         // Before the first read: whatever that read misses, the feed reports.
         reconciler.store.subscribe(sink).await;
         info!(owner = %config.owner, "monitor started");
-        let mut passes = Passes::new(Arc::clone(&reconciler));
+        let watcher = Watcher {
+            store: Arc::clone(&reconciler.store),
+            resources: Arc::clone(&reconciler.resources),
+            config: config.clone(),
+        };
+        let (suspects_tx, mut suspects) = mpsc::channel(SUSPECT_BACKLOG);
+        let mut passes = Passes::new(
+            Arc::clone(&reconciler),
+            watcher.clone(),
+            suspects_tx.clone(),
+        );
         let mut store_failures = 0u32;
         // When the due list is read next. A deadline rather than a sleep per
         // loop, so a steady stream of changes cannot postpone it for ever.
         let mut next_read = Instant::now();
         let mut read_now = true;
+        // The first resync runs at once: engines that failed while no monitor
+        // ran are found on start.
+        let mut next_resync = Instant::now();
+        let mut sweep: Option<JoinHandle<()>> = None;
         tokio::pin!(shutdown);
         loop {
             if read_now || Instant::now() >= next_read {
@@ -158,12 +185,20 @@ impl Monitor {
                 }
                 next_read = Instant::now() + pause;
             }
+            if Instant::now() >= next_resync {
+                // A sweep slower than the interval is not run twice at once.
+                if sweep.as_ref().is_none_or(JoinHandle::is_finished) {
+                    sweep = Some(tokio::spawn(resync(watcher.clone(), suspects_tx.clone())));
+                }
+                next_resync = Instant::now() + config.resync_interval;
+            }
             // Changes are acted on as they come, without a read of the due list.
             read_now = false;
             tokio::select! {
                 () = &mut shutdown => break,
                 // A finished step usually makes the next one due: look again at once.
                 () = passes.finished(), if passes.len() > 0 => read_now = true,
+                Some(suspect) = suspects.recv(), if passes.room() > 0 => passes.start(suspect),
                 Some(change) = changes.recv() => {
                     let mut batch = vec![change];
                     while let Ok(change) = changes.try_recv() {
@@ -172,8 +207,11 @@ impl Monitor {
                     passes.take_changes(batch).await;
                 }
                 () = wake.notified() => read_now = true,
-                () = tokio::time::sleep_until(next_read) => {}
+                () = tokio::time::sleep_until(next_read.min(next_resync)) => {}
             }
+        }
+        if let Some(sweep) = sweep {
+            sweep.abort();
         }
         info!(in_flight = passes.len(), "monitor stopping");
         passes.drain().await;
@@ -181,17 +219,48 @@ impl Monitor {
     }
 }
 
+/// How many Running engines found to need a pass may wait for room; a
+/// sweep that finds more waits for the monitor rather than dropping them.
+const SUSPECT_BACKLOG: usize = 1024;
+
+/// One resync sweep (see [`watch`]).
+async fn resync(watcher: Watcher, suspects: mpsc::Sender<EngineRecord>) {
+    let started = Instant::now();
+    match watcher
+        .sweep(&suspects)
+        .instrument(info_span!("resync"))
+        .await
+    {
+        Ok(sweep) => debug!(
+            checked = sweep.checked,
+            suspects = sweep.suspects,
+            took = ?started.elapsed(),
+            "resync of running engines done"
+        ),
+        Err(err) => warn!(%err, "cannot read the running engines to resync them"),
+    }
+}
+
 /// The passes under way, at most `max_concurrent`, never two on one engine.
 struct Passes {
     reconciler: Arc<Reconciler>,
+    watcher: Watcher,
+    /// Where Running engines found to need a pass wait for room.
+    suspects: mpsc::Sender<EngineRecord>,
     tasks: JoinSet<()>,
     engines: HashMap<tokio::task::Id, EngineId>,
 }
 
 impl Passes {
-    fn new(reconciler: Arc<Reconciler>) -> Self {
+    fn new(
+        reconciler: Arc<Reconciler>,
+        watcher: Watcher,
+        suspects: mpsc::Sender<EngineRecord>,
+    ) -> Self {
         Self {
             reconciler,
+            watcher,
+            suspects,
             tasks: JoinSet::new(),
             engines: HashMap::new(),
         }
@@ -254,7 +323,8 @@ impl Passes {
         self.expedite(resources, now).await;
     }
 
-    /// Looks at engines whose resource just changed, ahead of their schedule.
+    /// Looks at engines whose resource just changed, ahead of their schedule:
+    /// a due one gets a pass, a Running one a read-only check first.
     async fn expedite(&mut self, mut changed: Vec<EngineId>, now: Timestamp) {
         changed.sort();
         changed.dedup();
@@ -265,6 +335,12 @@ impl Passes {
                         && engine.lease.as_ref().is_none_or(|l| l.expires_at <= now) =>
                 {
                     self.start(engine);
+                }
+                Ok(Some(engine)) if engine.state == EngineState::Running => {
+                    if let Some(suspect) = self.watcher.check(engine).await {
+                        // A full backlog is left to the next resync.
+                        let _ = self.suspects.try_send(suspect);
+                    }
                 }
                 Ok(_) => {}
                 Err(err) => warn!(%err, engine = %id, "cannot read a changed engine"),

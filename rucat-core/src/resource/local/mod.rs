@@ -12,6 +12,8 @@
 //! still names the engine's own local dir, so a pid the system has since given
 //! to another program is never adopted or signalled.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod fake;
 mod process;
 mod ready;
 mod setup;
@@ -477,21 +479,11 @@ mod tests {
         );
     }
 
-    /// A fake Spark home whose "spark-submit" is a shell script, so the
-    /// resource manager's bookkeeping can be tested without a JVM.
     async fn fake_spark(script: &str) -> (tempfile::TempDir, LocalResourceManager) {
-        use std::os::unix::fs::PermissionsExt;
         let root = tempfile::tempdir().unwrap();
-        let home = root.path().join("spark");
-        std::fs::create_dir_all(home.join("bin")).unwrap();
-        std::fs::create_dir_all(home.join("jars")).unwrap();
-        std::fs::write(home.join("jars/spark-core_2.13-4.3.0.jar"), "").unwrap();
-        let submit = home.join("bin/spark-submit");
-        std::fs::write(&submit, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&submit, std::fs::Permissions::from_mode(0o755)).unwrap();
         let config = LocalConfig {
             work_dir: root.path().join("engines"),
-            spark_home: Some(home),
+            spark_home: Some(fake::spark_home(root.path(), script).unwrap()),
             stop_grace_secs: 1,
             ..LocalConfig::default()
         };
@@ -569,6 +561,38 @@ mod tests {
             process::leader(pid, &manager.dir(&spec.id).marker()).await,
             Leader::Ours
         );
+    }
+
+    /// A process this manager started is reported twice: when its port
+    /// opens, and when it dies while Running, so that monitors need not poll.
+    #[tokio::test]
+    async fn a_started_engine_is_reported_when_ready_and_when_it_dies() {
+        let (_root, manager) = fake_spark(fake::SERVER).await;
+        let (sink, mut changes) = ChangeSink::channel(8);
+        manager.subscribe(sink);
+        let spec = spec("4.3.0");
+        manager.create(&spec).await.unwrap();
+        let pid = manager.pid(&spec.id).await.unwrap().unwrap();
+        let _cleanup = process::tests::KillGroupOnPanic(pid);
+        let next_change = async |changes: &mut tokio::sync::mpsc::Receiver<crate::Change>| {
+            match tokio::time::timeout(Duration::from_secs(20), changes.recv()).await {
+                Ok(Some(crate::Change::Resource(id))) => id,
+                other => panic!("no change reported: {other:?}"),
+            }
+        };
+        assert_eq!(next_change(&mut changes).await, spec.id, "ready");
+        assert!(matches!(
+            manager.status(&spec.id).await.unwrap(),
+            ResourceStatus::Running { .. }
+        ));
+        process::signal_group(pid, Signal::SIGKILL).unwrap();
+        assert_eq!(next_change(&mut changes).await, spec.id, "died");
+        let reason = wait_for_failure(&manager, &spec.id).await;
+        assert!(
+            reason.contains("signal 9") || reason.contains("killed"),
+            "{reason}"
+        );
+        manager.delete(&spec.id).await.unwrap();
     }
 
     #[tokio::test]

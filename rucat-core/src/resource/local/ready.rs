@@ -1,6 +1,9 @@
-//! Telling monitors the moment a starting engine accepts connections, or its
-//! process ends, so that it is Running as soon as it can serve rather than
-//! at a monitor's next check (up to a check interval later).
+//! Telling monitors the moment a starting engine accepts connections, and
+//! the moment its process ends: it is Running as soon as it can serve rather
+//! than at a monitor's next check, and a Running engine that dies is cleaned
+//! up at once rather than at the monitors' next resync. Only the processes
+//! this process started can be watched this way (it is their parent); the
+//! others, adopted after a restart, are found by the resync.
 
 use std::time::{Duration, Instant};
 
@@ -26,8 +29,8 @@ impl Readiness {
         self.sinks.add(sink);
     }
 
-    /// Watches an engine just launched on `port` until it accepts connections
-    /// or its process ends (`exited` turns true), then reports it.
+    /// Watches an engine just launched on `port`: reports it when it accepts
+    /// connections, and again when its process ends (`exited` turns true).
     pub fn watch(&self, id: EngineId, port: u16, mut exited: watch::Receiver<bool>) {
         if self.sinks.is_empty() {
             return;
@@ -42,14 +45,22 @@ impl Readiness {
                     _ = exited.wait_for(|done| *done) => true,
                     () = tokio::time::sleep(POLL) => false,
                 };
-                if ended || process::accepts_connections(port).await {
+                if ended {
+                    readiness.sinks.changed(&id);
+                    return;
+                }
+                if process::accepts_connections(port).await {
                     break;
                 }
                 if started.elapsed() >= LIMIT {
-                    return;
+                    break;
                 }
             }
             readiness.sinks.changed(&id);
+            // Running: its end is the next thing to report.
+            if exited.wait_for(|done| *done).await.is_ok() {
+                readiness.sinks.changed(&id);
+            }
         });
     }
 }
