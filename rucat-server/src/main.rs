@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         ));
         let config = MonitorConfig {
             check_interval: settings.check_interval,
+            resync_interval: settings.resync_interval,
             ..MonitorConfig::default()
         };
         // The store's change feed tells it of every API write at once.

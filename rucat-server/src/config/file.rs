@@ -1,6 +1,7 @@
 //! The configuration file, in the original rucat shape (`auth_provider`,
 //! `database`) plus `resource_manager`, `listen`, `data_dir`,
-//! `embedded_monitor`, `check_interval_secs`, `gateway` and `tls`.
+//! `embedded_monitor`, `check_interval_secs`, `resync_interval_secs`,
+//! `gateway` and `tls`.
 //!
 //! Keys are parsed one by one rather than with one derived struct so that
 //! every error names the key at fault: serde's own messages for a nested
@@ -26,6 +27,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "data_dir",
     "embedded_monitor",
     "check_interval_secs",
+    "resync_interval_secs",
     "gateway",
     "tls",
 ];
@@ -44,6 +46,9 @@ pub struct FileConfig {
     /// How often the embedded monitor checks engines, as in the original
     /// monitor's config.
     pub check_interval_secs: u8,
+    /// How often the embedded monitor checks every Running engine's
+    /// resource, read-only (see `rucat_core::monitor`).
+    pub resync_interval_secs: u32,
     /// The Spark Connect gateway's address and the address it advertises.
     pub gateway: GatewayConfig,
     /// Serve the REST API and the gateway over TLS.
@@ -60,6 +65,7 @@ impl Default for FileConfig {
             data_dir: None,
             embedded_monitor: true,
             check_interval_secs: 1,
+            resync_interval_secs: 30,
             gateway: GatewayConfig::default(),
             tls: None,
         }
@@ -103,6 +109,12 @@ pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
                 config.check_interval_secs = value_of("check_interval_secs", value)?;
                 if config.check_interval_secs == 0 {
                     return Err(invalid("check_interval_secs", "must be at least 1"));
+                }
+            }
+            "resync_interval_secs" => {
+                config.resync_interval_secs = value_of("resync_interval_secs", value)?;
+                if config.resync_interval_secs == 0 {
+                    return Err(invalid("resync_interval_secs", "must be at least 1"));
                 }
             }
             "gateway" => config.gateway = value_of("gateway", value)?,
@@ -289,6 +301,10 @@ mod tests {
             (
                 r#"{"check_interval_secs": 0}"#,
                 "check_interval_secs: must be at least 1",
+            ),
+            (
+                r#"{"resync_interval_secs": 0}"#,
+                "resync_interval_secs: must be at least 1",
             ),
             (
                 r#"{"check_interval_secs": 256}"#,

@@ -27,6 +27,7 @@ pub struct Settings {
     pub auth: Option<AuthProviderConfig>,
     pub embedded_monitor: bool,
     pub check_interval: Duration,
+    pub resync_interval: Duration,
     /// Where the Spark Connect gateway listens.
     pub gateway_listen: SocketAddr,
     /// The gateway address shown to users; `None`: derived from where it
@@ -67,6 +68,7 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
         auth: file.auth_provider,
         embedded_monitor: file.embedded_monitor,
         check_interval: Duration::from_secs(file.check_interval_secs.into()),
+        resync_interval: Duration::from_secs(file.resync_interval_secs.into()),
         gateway_listen: cli
             .gateway_listen
             .or(file.gateway.listen)
@@ -117,6 +119,7 @@ mod tests {
         assert!(settings.auth.is_none());
         assert!(settings.embedded_monitor);
         assert_eq!(settings.check_interval, Duration::from_secs(1));
+        assert_eq!(settings.resync_interval, Duration::from_secs(30));
         assert_eq!(
             settings.gateway_listen,
             "127.0.0.1:15002".parse::<SocketAddr>().unwrap()
