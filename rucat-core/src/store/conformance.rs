@@ -5,13 +5,14 @@
 //! `rucat-core = { features = ["conformance"] }` to its dev-dependencies and
 //! writes a [`Harness`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError};
+use super::{PageQuery, Store, StoreError};
 use crate::change::{Change, ChangeSink};
 use crate::engine::{EngineId, EngineRecord, EngineSpec, EngineType, Lease};
 use crate::state::EngineState;
@@ -44,6 +45,10 @@ macro_rules! conformance_tests {
             concurrent_inserts_are_all_kept,
             survives_reopen,
             subscribers_hear_every_write,
+            pages_walk_every_engine_in_id_order,
+            pages_filter_by_state,
+            counts_by_state,
+            pages_under_concurrent_writes_list_each_lasting_engine_once,
         );
     };
     (@tests $harness:expr; $($check:ident),+ $(,)?) => {
@@ -354,5 +359,296 @@ async fn next_record(changes: &mut tokio::sync::mpsc::Receiver<Change>) -> Engin
         Ok(Some(Change::Record(record))) => *record,
         Ok(other) => panic!("expected a written record, got {other:?}"),
         Err(_) => panic!("no change reported within 10 s"),
+    }
+}
+
+/// `n` engines named `{prefix}{i}`, the `i`th in `states[i % states.len()]`,
+/// inserted in order (so in id order).
+async fn insert_in_states(
+    store: &dyn Store,
+    prefix: &str,
+    n: usize,
+    states: &[EngineState],
+) -> Vec<EngineRecord> {
+    let mut inserted = Vec::new();
+    for i in 0..n {
+        let mut e = engine(&format!("{prefix}{i}"), T0);
+        e.enter(states[i % states.len()], T0);
+        store.insert(&e).await.unwrap();
+        e.revision = 1;
+        inserted.push(e);
+    }
+    inserted
+}
+
+/// Every page of `query`, following each page's last id, as one list of
+/// ids; also checks that `page` and `page_ids` agree and that no page is
+/// longer than the limit.
+async fn walk(store: &dyn Store, query: &PageQuery) -> Vec<EngineId> {
+    let mut query = query.clone();
+    let mut walked = Vec::new();
+    loop {
+        let page = store.page(&query).await.unwrap();
+        assert!(
+            page.len() <= query.limit,
+            "{query:?}: {} engines",
+            page.len()
+        );
+        for record in &page {
+            assert!(query.admits(record), "{query:?} does not admit {record:?}");
+        }
+        let ids: Vec<EngineId> = page.iter().map(|r| r.id().clone()).collect();
+        if page.len() < query.limit {
+            walked.extend(ids);
+            return walked;
+        }
+        let last = ids.last().expect("a full page of a positive limit").clone();
+        walked.extend(ids);
+        query = query.continue_after(last);
+    }
+}
+
+fn ids_of<'a>(records: impl IntoIterator<Item = &'a EngineRecord>) -> Vec<EngineId> {
+    let mut ids: Vec<EngineId> = records.into_iter().map(|r| r.id().clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// Pages are in id order, whole records as stored, at most `limit` long;
+/// following each page's last id lists every engine once; `page_ids` lists
+/// the same ids.
+pub async fn pages_walk_every_engine_in_id_order(h: &dyn Harness) {
+    let store = h.open().await;
+    assert!(store.page(&PageQuery::first(10)).await.unwrap().is_empty());
+    assert!(
+        store
+            .page_ids(&PageQuery::first(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let states = [
+        EngineState::WaitToStart,
+        EngineState::Running,
+        EngineState::Terminated,
+    ];
+    let inserted = insert_in_states(store.as_ref(), "page", 7, &states).await;
+    let all = ids_of(&inserted);
+
+    for limit in [1, 2, 3, 7, 8, 1000] {
+        assert_eq!(
+            walk(store.as_ref(), &PageQuery::first(limit)).await,
+            all,
+            "limit {limit}"
+        );
+    }
+    let first = store.page(&PageQuery::first(3)).await.unwrap();
+    assert_eq!(first, inserted[..3], "whole records, as stored");
+    let ids = store.page_ids(&PageQuery::first(3)).await.unwrap();
+    assert_eq!(ids, all[..3]);
+    let rest = PageQuery::first(10).continue_after(all[2].clone());
+    assert_eq!(store.page_ids(&rest).await.unwrap(), all[3..]);
+    assert_eq!(ids_of(&store.page(&rest).await.unwrap()), all[3..]);
+    let past_the_end = PageQuery::first(10).continue_after(all[6].clone());
+    assert!(store.page(&past_the_end).await.unwrap().is_empty());
+    assert!(store.page(&PageQuery::first(0)).await.unwrap().is_empty());
+    // An `after` that is no engine's id (deleted, say) still places the page.
+    let gone = all[3].clone();
+    let record = store.get(&gone).await.unwrap().unwrap();
+    store.delete(&gone, record.revision).await.unwrap();
+    let after_gone = PageQuery::first(10).continue_after(gone);
+    assert_eq!(store.page_ids(&after_gone).await.unwrap(), all[4..]);
+}
+
+/// With states named, a page holds only engines in them, still in id order
+/// and still complete across pages, and `page_ids` agrees.
+pub async fn pages_filter_by_state(h: &dyn Harness) {
+    let store = h.open().await;
+    let states = [
+        EngineState::Running,
+        EngineState::Terminated,
+        EngineState::ErrorClean,
+        EngineState::Running,
+        EngineState::WaitToStart,
+    ];
+    let inserted = insert_in_states(store.as_ref(), "filter", 20, &states).await;
+    let wanted_sets: [&[EngineState]; 5] = [
+        &[EngineState::Running],
+        &[EngineState::Terminated, EngineState::Running],
+        &[
+            EngineState::ErrorClean,
+            EngineState::WaitToStart,
+            EngineState::ErrorClean,
+        ],
+        &[EngineState::StartInProgress],
+        &EngineState::ALL,
+    ];
+    for wanted in wanted_sets {
+        let expected = ids_of(inserted.iter().filter(|r| wanted.contains(&r.state)));
+        for limit in [1, 3, 100] {
+            let query = PageQuery {
+                after: None,
+                limit,
+                states: wanted.to_vec(),
+            };
+            assert_eq!(walk(store.as_ref(), &query).await, expected, "{query:?}");
+            let first = store.page_ids(&query).await.unwrap();
+            assert_eq!(first, expected[..limit.min(expected.len())], "{query:?}");
+        }
+        if expected.len() > 2 {
+            let query = PageQuery {
+                after: Some(expected[1].clone()),
+                limit: 100,
+                states: wanted.to_vec(),
+            };
+            assert_eq!(store.page_ids(&query).await.unwrap(), expected[2..]);
+        }
+    }
+}
+
+/// `count_by_state` counts every engine in its state, and follows writes.
+pub async fn counts_by_state(h: &dyn Harness) {
+    let store = h.open().await;
+    let counts = |v: Vec<(EngineState, u64)>| -> BTreeMap<&'static str, u64> {
+        let mut map = BTreeMap::new();
+        for (state, n) in v {
+            assert!(map.insert(state.name(), n).is_none(), "{state} twice");
+        }
+        map.retain(|_, n| *n > 0);
+        map
+    };
+    assert!(counts(store.count_by_state().await.unwrap()).is_empty());
+    let states = [
+        EngineState::Running,
+        EngineState::Terminated,
+        EngineState::Running,
+    ];
+    let inserted = insert_in_states(store.as_ref(), "count", 7, &states).await;
+    assert_eq!(
+        counts(store.count_by_state().await.unwrap()),
+        BTreeMap::from([("Running", 5), ("Terminated", 2)])
+    );
+    let mut moved = inserted[0].clone();
+    moved.enter(EngineState::ErrorClean, T0);
+    store.compare_and_swap(1, &moved).await.unwrap();
+    store.delete(inserted[1].id(), 1).await.unwrap();
+    assert_eq!(
+        counts(store.count_by_state().await.unwrap()),
+        BTreeMap::from([("ErrorClean", 1), ("Running", 4), ("Terminated", 1)])
+    );
+}
+
+/// Keyset pagination under concurrent writes: while tasks delete engines
+/// between the lasting ones and create new ones, a walk in pages of 2 lists
+/// every engine that exists for the whole walk exactly once, never an id
+/// twice, never an id that never existed, in strictly increasing id order;
+/// with and without a state filter.
+pub async fn pages_under_concurrent_writes_list_each_lasting_engine_once(h: &dyn Harness) {
+    let store = h.open().await;
+    let in_filter = [EngineState::Running, EngineState::Terminated];
+    // Lasting and doomed engines alternate in id order, in all three states,
+    // so deletions fall inside and between pages.
+    let mut lasting = Vec::new();
+    let mut doomed = Vec::new();
+    for i in 0..60 {
+        let mut e = engine(&format!("churn{i}"), T0);
+        e.enter(
+            [in_filter[0], in_filter[1], EngineState::WaitToStart][i % 3],
+            T0,
+        );
+        store.insert(&e).await.unwrap();
+        if i % 2 == 0 {
+            lasting.push(e)
+        } else {
+            doomed.push(e)
+        }
+    }
+    let ever: Arc<std::sync::Mutex<BTreeSet<EngineId>>> = Arc::new(std::sync::Mutex::new(
+        lasting
+            .iter()
+            .chain(&doomed)
+            .map(|r| r.id().clone())
+            .collect(),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicUsize::new(0));
+    let deleter = {
+        let (store, stop, writes) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&writes));
+        tokio::spawn(async move {
+            for e in doomed {
+                store.delete(e.id(), 1).await.unwrap();
+                writes.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+        })
+    };
+    let creator = {
+        let (store, stop, writes, ever) = (
+            Arc::clone(&store),
+            Arc::clone(&stop),
+            Arc::clone(&writes),
+            Arc::clone(&ever),
+        );
+        tokio::spawn(async move {
+            let mut i = 0;
+            // Bounded, so that a walk cannot chase new engines forever.
+            while !stop.load(Ordering::SeqCst) && i < 100 {
+                let mut e = engine(&format!("new{i}"), T0);
+                e.enter(in_filter[i % 2], T0);
+                ever.lock().unwrap().insert(e.id().clone());
+                store.insert(&e).await.unwrap();
+                writes.fetch_add(1, Ordering::SeqCst);
+                i += 1;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    while writes.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    let queries = [
+        PageQuery::first(2),
+        PageQuery {
+            after: None,
+            limit: 2,
+            states: in_filter.to_vec(),
+        },
+    ];
+    let mut walks = Vec::new();
+    for query in &queries {
+        walks.push(walk(store.as_ref(), query).await);
+    }
+    stop.store(true, Ordering::SeqCst);
+    deleter.await.unwrap();
+    creator.await.unwrap();
+    assert!(
+        writes.load(Ordering::SeqCst) > 2,
+        "the walks overlapped the writes"
+    );
+    let ever = ever.lock().unwrap();
+    for (query, walked) in queries.iter().zip(walks) {
+        for pair in walked.windows(2) {
+            assert!(
+                pair[0] < pair[1],
+                "{query:?}: {pair:?} out of order or twice"
+            );
+        }
+        for id in &walked {
+            assert!(ever.contains(id), "{query:?}: {id} never existed");
+        }
+        let walked: BTreeSet<EngineId> = walked.into_iter().collect();
+        for e in lasting
+            .iter()
+            .filter(|r| query.states.is_empty() || query.states.contains(&r.state))
+        {
+            assert!(
+                walked.contains(e.id()),
+                "{query:?}: lasting engine {} missed",
+                e.spec.name
+            );
+        }
     }
 }

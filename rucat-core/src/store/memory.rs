@@ -2,19 +2,22 @@
 //! that need no durability. Its change feed is in-process: every write is
 //! reported to the monitors subscribed to this store.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError};
+use super::{PageQuery, Store, StoreError, tally};
 use crate::change::{ChangeSink, ChangeSinks};
 use crate::engine::{EngineId, EngineRecord};
+use crate::state::EngineState;
 use crate::time::Timestamp;
 
+/// Engines are kept in id order, so a page is a walk of the map from `after`.
 #[derive(Default)]
 pub struct MemoryStore {
-    engines: Mutex<HashMap<EngineId, EngineRecord>>,
+    engines: Mutex<BTreeMap<EngineId, EngineRecord>>,
     feed: ChangeSinks,
 }
 
@@ -23,7 +26,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn engines(&self) -> MutexGuard<'_, HashMap<EngineId, EngineRecord>> {
+    fn engines(&self) -> MutexGuard<'_, BTreeMap<EngineId, EngineRecord>> {
         // A panic while holding the lock cannot leave a record half-written
         // (every write replaces a whole record), so a poisoned map is still valid.
         self.engines
@@ -42,6 +45,22 @@ fn check_revision(
         Some(r) if r.revision != expected => Err(StoreError::Conflict(id.clone())),
         Some(_) => Ok(()),
     }
+}
+
+/// The engines of `query`'s page: a walk of the map from `query.after`.
+fn page<'a>(
+    engines: &'a BTreeMap<EngineId, EngineRecord>,
+    query: &'a PageQuery,
+) -> impl Iterator<Item = &'a EngineRecord> {
+    let from = query
+        .after
+        .as_ref()
+        .map_or(Bound::Unbounded, Bound::Excluded);
+    engines
+        .range((from, Bound::Unbounded))
+        .map(|(_, r)| r)
+        .filter(|r| query.admits(r))
+        .take(query.limit)
 }
 
 #[async_trait]
@@ -68,6 +87,20 @@ impl Store for MemoryStore {
         let mut all: Vec<EngineRecord> = self.engines().values().cloned().collect();
         all.sort_by(|a, b| (a.create_time, a.id()).cmp(&(b.create_time, b.id())));
         Ok(all)
+    }
+
+    async fn page(&self, query: &PageQuery) -> Result<Vec<EngineRecord>, StoreError> {
+        Ok(page(&self.engines(), query).cloned().collect())
+    }
+
+    async fn page_ids(&self, query: &PageQuery) -> Result<Vec<EngineId>, StoreError> {
+        Ok(page(&self.engines(), query)
+            .map(|r| r.id().clone())
+            .collect())
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(EngineState, u64)>, StoreError> {
+        Ok(tally(self.engines().values().map(|r| r.state)))
     }
 
     async fn compare_and_swap(
@@ -131,4 +164,64 @@ mod tests {
     }
 
     crate::conformance_tests!(Memory);
+
+    /// The trait's default `page`, `page_ids`, `count_by_state` (and
+    /// `list_ids`), as a third-party store that implements only the
+    /// required methods gets them.
+    mod defaults {
+        use super::*;
+
+        struct Required(MemoryStore);
+
+        #[async_trait]
+        impl Store for Required {
+            async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
+                self.0.insert(record).await
+            }
+            async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
+                self.0.get(id).await
+            }
+            async fn list(&self) -> Result<Vec<EngineRecord>, StoreError> {
+                self.0.list().await
+            }
+            async fn compare_and_swap(
+                &self,
+                expected_revision: u64,
+                next: &EngineRecord,
+            ) -> Result<u64, StoreError> {
+                self.0.compare_and_swap(expected_revision, next).await
+            }
+            async fn delete(
+                &self,
+                id: &EngineId,
+                expected_revision: u64,
+            ) -> Result<(), StoreError> {
+                self.0.delete(id, expected_revision).await
+            }
+            async fn due(
+                &self,
+                now: Timestamp,
+                limit: usize,
+            ) -> Result<Vec<EngineRecord>, StoreError> {
+                self.0.due(now, limit).await
+            }
+            async fn subscribe(&self, sink: ChangeSink) {
+                self.0.subscribe(sink).await
+            }
+        }
+
+        struct Defaults;
+
+        #[async_trait]
+        impl Harness for Defaults {
+            async fn open(&self) -> Arc<dyn Store> {
+                Arc::new(Required(MemoryStore::new()))
+            }
+            fn durable(&self) -> bool {
+                false
+            }
+        }
+
+        crate::conformance_tests!(Defaults);
+    }
 }

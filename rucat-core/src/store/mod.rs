@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::change::ChangeSink;
 use crate::engine::{EngineId, EngineRecord};
+use crate::state::EngineState;
 use crate::time::Timestamp;
 
 mod memory;
@@ -39,6 +40,72 @@ pub enum StoreError {
     Corrupt { id: String, reason: String },
 }
 
+/// Which engines a page holds: `GET /engines` and the monitor's resync read pages.
+///
+/// Pages are in id order. Ids are UUIDv7 hex, so id order is creation order,
+/// and a walk that passes each page's last id as the next page's `after`
+/// (keyset pagination on the primary key) lists every engine that exists
+/// for the whole walk exactly once, whatever is created or deleted meanwhile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Only engines whose id sorts after this one: the last id of the previous page.
+    pub after: Option<EngineId>,
+    /// At most this many.
+    pub limit: usize,
+    /// Only engines in one of these states; empty means every state.
+    pub states: Vec<EngineState>,
+}
+
+impl PageQuery {
+    /// The first page of up to `limit` engines in any state.
+    pub fn first(limit: usize) -> Self {
+        Self {
+            after: None,
+            limit,
+            states: Vec::new(),
+        }
+    }
+
+    /// Whether `record` belongs in a page of this query, its limit aside.
+    pub fn admits(&self, record: &EngineRecord) -> bool {
+        self.after.as_ref().is_none_or(|after| record.id() > after)
+            && (self.states.is_empty() || self.states.contains(&record.state))
+    }
+
+    /// The query for the page after one that ended with `last`.
+    pub fn continue_after(&self, last: EngineId) -> Self {
+        Self {
+            after: Some(last),
+            ..self.clone()
+        }
+    }
+
+    /// The states asked for, each once, in [`EngineState::ALL`] order; every
+    /// state if none was named.
+    pub fn distinct_states(&self) -> Vec<EngineState> {
+        EngineState::ALL
+            .into_iter()
+            .filter(|s| self.states.is_empty() || self.states.contains(s))
+            .collect()
+    }
+}
+
+/// Counts `states` as [`Store::count_by_state`] answers: the states seen,
+/// in [`EngineState::ALL`] order.
+pub(crate) fn tally(states: impl Iterator<Item = EngineState>) -> Vec<(EngineState, u64)> {
+    let mut counts = [0u64; EngineState::ALL.len()];
+    for state in states {
+        if let Some(i) = EngineState::ALL.iter().position(|s| *s == state) {
+            counts[i] += 1;
+        }
+    }
+    EngineState::ALL
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Records a new engine. Its stored revision is 1, whatever `record.revision` says.
@@ -54,6 +121,42 @@ pub trait Store: Send + Sync + 'static {
     /// should, since decoding thousands of records is most of a list's cost.
     async fn list_ids(&self) -> Result<Vec<EngineId>, StoreError> {
         Ok(self.list().await?.into_iter().map(|r| r.spec.id).collect())
+    }
+
+    /// One page of engines in id order: those `query` admits, at most
+    /// `query.limit` of them. Backends answer it from an index, reading
+    /// about `limit` engines per state asked for, however many are stored.
+    /// The default filters [`Store::list`], which reads every engine: fine
+    /// for a small store, but backends should override it.
+    async fn page(&self, query: &PageQuery) -> Result<Vec<EngineRecord>, StoreError> {
+        let mut page: Vec<EngineRecord> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|r| query.admits(r))
+            .collect();
+        page.sort_by(|a, b| a.id().cmp(b.id()));
+        page.truncate(query.limit);
+        Ok(page)
+    }
+
+    /// The ids of [`Store::page`]'s engines. The default reads whole
+    /// records; a backend that can read the ids alone should.
+    async fn page_ids(&self, query: &PageQuery) -> Result<Vec<EngineId>, StoreError> {
+        Ok(self
+            .page(query)
+            .await?
+            .into_iter()
+            .map(|r| r.spec.id)
+            .collect())
+    }
+
+    /// How many engines are in each state, read in one grouped query (for
+    /// `/metrics`). Each state appears at most once, in no particular
+    /// order; a state without engines may be left out. The default counts
+    /// [`Store::list`]; backends should count from an index instead.
+    async fn count_by_state(&self) -> Result<Vec<(EngineState, u64)>, StoreError> {
+        Ok(tally(self.list().await?.iter().map(|r| r.state)))
     }
 
     /// Replaces the engine with `next` if its stored revision is still
