@@ -15,7 +15,7 @@ use crate::engine::{EngineId, EngineRecord};
 use crate::metrics::MonitorMetrics;
 use crate::request::{CreateEngineRequest, ValidationError};
 use crate::state::{EngineState, Event, Transition, transition};
-use crate::store::{Store, StoreError};
+use crate::store::{PageQuery, Store, StoreError};
 use crate::time::Timestamp;
 
 /// How often a user action re-reads and retries after losing a race before it
@@ -129,6 +129,13 @@ impl Engines {
     /// The ids of all engines, oldest first; much cheaper than [`Engines::list`].
     pub async fn list_ids(&self) -> Result<Vec<EngineId>, EngineError> {
         Ok(self.store.list_ids().await?)
+    }
+
+    /// One page of engine ids in id order, which is creation order (see
+    /// [`PageQuery`]): what `GET /engines` lists. Unlike [`Engines::list_ids`]
+    /// it reads at most `query.limit` engines, from the store's indexes.
+    pub async fn page_ids(&self, query: &PageQuery) -> Result<Vec<EngineId>, EngineError> {
+        Ok(self.store.page_ids(query).await?)
     }
 
     pub async fn stop(&self, id: &EngineId) -> Result<(), EngineError> {

@@ -76,6 +76,247 @@ async fn list_shows_ids_oldest_first() {
     assert_eq!(body, Value::Array(expected));
 }
 
+/// The URL of the `rel="next"` page in a `Link` header, if any.
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let link = headers.get("link")?.to_str().unwrap();
+    let (url, rel) = link.split_once(">;").expect("<url>; rel=\"next\"");
+    assert_eq!(rel.trim(), "rel=\"next\"", "{link}");
+    Some(url.strip_prefix('<').expect("<url>").to_owned())
+}
+
+/// A page of `GET path`: its ids and the next page's URL.
+async fn page(server: &TestServer, path: &str) -> (Vec<String>, Option<String>) {
+    let response = server.request(Method::GET, path).send().await.unwrap();
+    let (status, headers, body) = parts(response).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    let ids = body
+        .as_array()
+        .unwrap_or_else(|| panic!("{path}: not an array: {body}"))
+        .iter()
+        .map(|entry| {
+            assert_eq!(entry.as_object().unwrap().len(), 1, "{entry}");
+            entry["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    (ids, next_link(&headers))
+}
+
+/// Every page from `path` on, following `Link` headers.
+async fn walk(server: &TestServer, path: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut next = Some(path.to_owned());
+    while let Some(path) = next {
+        let (page_ids, link) = page(server, &path).await;
+        ids.extend(page_ids);
+        next = link;
+    }
+    ids
+}
+
+#[tokio::test]
+async fn link_headers_lead_through_every_engine_once() {
+    let server = TestServer::start(None).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(server.create(&format!("e{i}")).await.to_string());
+    }
+    // Without parameters: the seed's shape, every engine, no Link.
+    let (all, link) = page(&server, "/engines").await;
+    assert_eq!((all, link), (ids.clone(), None));
+
+    // Pages of 7: 7, 7, 6, the last one not full and without a Link.
+    let (first, link) = page(&server, "/engines?limit=7").await;
+    assert_eq!(first, ids[..7]);
+    let link = link.expect("a full page links to the next");
+    assert_eq!(link, format!("/engines?after={}&limit=7", ids[6]));
+    assert_eq!(walk(&server, "/engines?limit=7").await, ids);
+    // Pages of 5 end with a full page: the page after it is empty.
+    let (last, link) = page(&server, &format!("/engines?after={}&limit=5", ids[14])).await;
+    assert_eq!(last, ids[15..]);
+    let (empty, end) = page(&server, &link.expect("a full last page links on")).await;
+    assert_eq!((empty, end), (vec![], None));
+
+    // While engines are created and deleted between pages, each engine that
+    // exists for the whole walk is listed exactly once, in order.
+    let mut walked: Vec<String> = Vec::new();
+    let mut next = Some("/engines?limit=3".to_owned());
+    let mut deleted = Vec::new();
+    let mut round = 0;
+    while let Some(path) = next {
+        let (page_ids, link) = page(&server, &path).await;
+        walked.extend(page_ids);
+        next = link;
+        // Delete one not yet reached, create one (it sorts last).
+        if let Some(ahead) = ids
+            .iter()
+            .rev()
+            .find(|id| !walked.contains(id) && !deleted.contains(*id))
+        {
+            let response = server
+                .request(Method::DELETE, &format!("/engine/{ahead}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            deleted.push(ahead.clone());
+        }
+        server.create(&format!("new{round}")).await;
+        round += 1;
+        assert!(round < 100, "the walk ends");
+    }
+    for pair in walked.windows(2) {
+        assert!(pair[0] < pair[1], "in id order, never twice: {pair:?}");
+    }
+    for id in ids.iter().filter(|id| !deleted.contains(*id)) {
+        assert!(walked.contains(id), "lasting engine {id} missed");
+    }
+    for id in &deleted {
+        assert!(!walked.contains(id), "deleted before its page: {id}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_limit_pages_hold_1000_engines() {
+    let server = TestServer::start(None).await;
+    let mut ids = Vec::new();
+    for i in 0..1001 {
+        let record = EngineRecord::new(
+            rucat_core::EngineSpec {
+                id: EngineId::generate(),
+                name: format!("e{i}"),
+                engine_type: rucat_core::EngineType::Spark,
+                version: "4.3.0".to_owned(),
+                configs: Default::default(),
+                token: None,
+            },
+            Timestamp::now(),
+        );
+        server.store.insert(&record).await.unwrap();
+        ids.push(record.id().to_string());
+    }
+    let (first, link) = page(&server, "/engines").await;
+    assert_eq!(first, ids[..1000]);
+    let link = link.expect("the rest is a Link away");
+    assert_eq!(link, format!("/engines?after={}&limit=1000", ids[999]));
+    let (rest, end) = page(&server, &link).await;
+    assert_eq!((rest, end), (ids[1000..].to_vec(), None));
+}
+
+#[tokio::test]
+async fn engines_are_filtered_by_state() {
+    let server = TestServer::start(None).await;
+    let mut by_state: Vec<(String, &str)> = Vec::new();
+    for (i, state) in [
+        EngineState::Terminated,
+        EngineState::WaitToStart,
+        EngineState::Running,
+        EngineState::Terminated,
+        EngineState::Running,
+        EngineState::ErrorClean,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = server.create(&format!("e{i}")).await;
+        if state != EngineState::WaitToStart {
+            server.force(&id, state, |_| {}).await;
+        }
+        by_state.push((id.to_string(), state.name()));
+    }
+    let in_states = |names: &[&str]| -> Vec<String> {
+        by_state
+            .iter()
+            .filter(|(_, state)| names.contains(state))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let terminated = page(&server, "/engines?state=Terminated").await;
+    assert_eq!(terminated, (in_states(&["Terminated"]), None));
+    let both = in_states(&["Running", "Terminated"]);
+    for query in [
+        "state=Running,Terminated",
+        "state=Terminated&state=Running",
+        "state=Running%2CTerminated",
+    ] {
+        assert_eq!(
+            page(&server, &format!("/engines?{query}")).await,
+            (both.clone(), None)
+        );
+    }
+    // The Link keeps the filter.
+    let (first, link) = page(&server, "/engines?state=Running&state=Terminated&limit=1").await;
+    assert_eq!(first, both[..1]);
+    let link = link.unwrap();
+    assert_eq!(
+        link,
+        format!(
+            "/engines?after={}&limit=1&state=Running,Terminated",
+            both[0]
+        )
+    );
+    assert_eq!(
+        walk(&server, "/engines?state=Running&state=Terminated&limit=1").await,
+        both
+    );
+    assert_eq!(
+        page(&server, "/engines?state=StartInProgress").await,
+        (vec![], None)
+    );
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_422_naming_the_parameter() {
+    let server = TestServer::start(None).await;
+    server.create("a").await;
+    let cases = [
+        (
+            "limit=0",
+            "limit",
+            "limit: must be a whole number from 1 to 10000",
+        ),
+        (
+            "limit=10001",
+            "limit",
+            "limit: must be a whole number from 1 to 10000",
+        ),
+        (
+            "limit=ten",
+            "limit",
+            "limit: must be a whole number from 1 to 10000",
+        ),
+        (
+            "after=nope",
+            "after",
+            "after: an engine id is 32 lowercase hexadecimal digits",
+        ),
+        (
+            "state=Running,Sleeping",
+            "state",
+            "state: unknown state \"Sleeping\"; the states are WaitToStart, TriggerStart, StartInProgress, Running,",
+        ),
+    ];
+    for (query, field, message) in cases {
+        let response = server
+            .request(Method::GET, &format!("/engines?{query}"))
+            .send()
+            .await
+            .unwrap();
+        let body = expect_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        )
+        .await;
+        assert_eq!(body["field"], field, "{query}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().starts_with(message),
+            "{query}: {body}"
+        );
+    }
+    // The largest page is allowed.
+    assert_eq!(page(&server, "/engines?limit=10000").await.0.len(), 1);
+}
+
 async fn state_of(server: &TestServer, id: &EngineId) -> Value {
     let response = server
         .request(Method::GET, &format!("/engine/{id}"))

@@ -3,8 +3,9 @@
 //! Counting at scrape time, rather than keeping a tally as transitions
 //! happen, is what stays right when several servers and monitors share one
 //! store: each process's tally would see only its own transitions. The price
-//! is one `list` per scrape, and that every process reports the same totals
-//! (aggregate them with `max`, not `sum`).
+//! is one grouped count per scrape ([`Store::count_by_state`], which the
+//! stores answer from an index without reading any engine), and that every
+//! process reports the same totals (aggregate them with `max`, not `sum`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -45,25 +46,24 @@ impl EngineStates {
         metrics
     }
 
-    /// Reads every engine and sets the gauges, every state included (a
-    /// state without engines shows 0 rather than vanishing). If the store
-    /// cannot be read the per-state gauges are dropped, so that no stale
-    /// count is reported, and `rucat_store_up` says why.
+    /// Counts the engines in each state and sets the gauges, every state
+    /// included (a state without engines shows 0 rather than vanishing). If
+    /// the store cannot be read the per-state gauges are dropped, so that no
+    /// stale count is reported, and `rucat_store_up` says why.
     pub async fn refresh(&self, store: &dyn Store) -> Result<(), StoreError> {
-        match store.list().await {
-            Ok(records) => {
-                let mut counts = [0i64; EngineState::ALL.len()];
-                for record in &records {
-                    if let Some(i) = EngineState::ALL.iter().position(|s| *s == record.state) {
-                        counts[i] = counts[i].saturating_add(1);
-                    }
-                }
-                for (state, count) in EngineState::ALL.iter().zip(counts) {
+        match store.count_by_state().await {
+            Ok(counted) => {
+                for state in EngineState::ALL {
+                    let count = counted
+                        .iter()
+                        .filter(|(s, _)| *s == state)
+                        .map(|(_, n)| *n)
+                        .sum::<u64>();
                     self.engines
                         .get_or_create(&StateLabels {
                             state: state.name(),
                         })
-                        .set(count);
+                        .set(i64::try_from(count).unwrap_or(i64::MAX));
                 }
                 self.store_up.set(1);
                 Ok(())

@@ -5,7 +5,8 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
-use rucat_core::EngineId;
+use rucat_core::store::PageQuery;
+use rucat_core::{EngineId, EngineState};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
@@ -127,10 +128,210 @@ fn force(query: &str) -> Result<bool, ApiError> {
     Ok(force)
 }
 
+/// How many engines `GET /engines` lists without `limit`.
+pub const DEFAULT_PAGE: usize = 1000;
+/// The most `GET /engines` lists in one answer.
+pub const MAX_PAGE: usize = 10_000;
+
+/// The query of `GET /engines`: `limit` (1 to [`MAX_PAGE`], default
+/// [`DEFAULT_PAGE`]), `after` (an engine id) and `state` (state names,
+/// repeated or comma-separated). A value that is not acceptable is a 422
+/// naming the parameter; other parameters are ignored, as before there were
+/// any.
+#[derive(Debug)]
+pub struct ListQuery(pub PageQuery);
+
+impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        list_query(parts.uri.query().unwrap_or_default()).map(ListQuery)
+    }
+}
+
+fn list_query(query: &str) -> Result<PageQuery, ApiError> {
+    let mut limit = None;
+    let mut after = None;
+    let mut states = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match percent_decode(key).as_str() {
+            "limit" => once("limit", &mut limit, page_limit(&value)?)?,
+            "after" => {
+                let id = value
+                    .parse::<EngineId>()
+                    .map_err(|err| invalid("after", err.to_string()))?;
+                once("after", &mut after, id)?;
+            }
+            "state" => {
+                for name in value.split(',') {
+                    let state = EngineState::from_name(name.trim())
+                        .ok_or_else(|| invalid("state", unknown_state(name)))?;
+                    if !states.contains(&state) {
+                        states.push(state);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(PageQuery {
+        after,
+        limit: limit.unwrap_or(DEFAULT_PAGE),
+        states,
+    })
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::Unprocessable {
+        message: format!("{field}: {reason}"),
+        field: Some(field.to_owned()),
+    }
+}
+
+/// Sets `slot` to `value`, refusing a parameter given twice: which one
+/// counts would be a guess.
+fn once<T>(field: &str, slot: &mut Option<T>, value: T) -> Result<(), ApiError> {
+    if slot.replace(value).is_some() {
+        return Err(invalid(field, "may be given only once"));
+    }
+    Ok(())
+}
+
+fn page_limit(value: &str) -> Result<usize, ApiError> {
+    let out_of_range = || {
+        invalid(
+            "limit",
+            format!("must be a whole number from 1 to {MAX_PAGE}, not {value:?}"),
+        )
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(out_of_range());
+    }
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or_else(out_of_range)
+}
+
+fn unknown_state(name: &str) -> String {
+    let names: Vec<&str> = EngineState::ALL.iter().map(|s| s.name()).collect();
+    format!(
+        "unknown state {name:?}; the states are {}",
+        names.join(", ")
+    )
+}
+
+/// A query component with `%XX` escapes and `+` (a space in forms) decoded;
+/// a malformed escape is kept as it is, and bytes that are not UTF-8 become
+/// U+FFFD (no valid value has either, so either is refused by its parser).
+fn percent_decode(component: &str) -> String {
+    let bytes = component.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (b'+', None) => {
+                decoded.push(b' ');
+                i += 1;
+            }
+            (byte, None) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    fn refused(query: &str) -> (String, String) {
+        match list_query(query).unwrap_err() {
+            ApiError::Unprocessable {
+                message,
+                field: Some(field),
+            } => (field, message),
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn list_queries_are_read_with_defaults() {
+        assert_eq!(list_query("").unwrap(), PageQuery::first(DEFAULT_PAGE));
+        assert_eq!(
+            list_query("other=1&x").unwrap(),
+            PageQuery::first(DEFAULT_PAGE)
+        );
+        let id = EngineId::generate();
+        let query = list_query(&format!(
+            "limit=10000&after={id}&state=Running&state=Terminated%2C%20ErrorClean,Running"
+        ))
+        .unwrap();
+        assert_eq!(
+            query,
+            PageQuery {
+                after: Some(id),
+                limit: MAX_PAGE,
+                states: vec![
+                    EngineState::Running,
+                    EngineState::Terminated,
+                    EngineState::ErrorClean
+                ],
+            }
+        );
+        assert_eq!(list_query("limit=1").unwrap().limit, 1);
+    }
+
+    #[test]
+    fn bad_list_queries_name_the_parameter() {
+        for limit in [
+            "0",
+            "10001",
+            "-1",
+            "+5",
+            "1.0",
+            "abc",
+            "",
+            "99999999999999999999999",
+        ] {
+            let (field, message) = refused(&format!("limit={limit}"));
+            assert_eq!(field, "limit", "{limit}");
+            assert!(message.contains("from 1 to 10000"), "{message}");
+        }
+        let (field, message) = refused("after=nope");
+        assert_eq!(field, "after");
+        assert!(
+            message.contains("32 lowercase hexadecimal digits"),
+            "{message}"
+        );
+        let (field, message) = refused("state=Running,Sleeping");
+        assert_eq!(field, "state");
+        assert!(message.contains("\"Sleeping\""), "{message}");
+        assert!(message.contains("WaitToStart, TriggerStart"), "{message}");
+        assert_eq!(refused("state=").0, "state");
+        assert_eq!(refused("limit=1&limit=2").0, "limit");
+    }
+
+    #[test]
+    fn query_components_are_percent_decoded() {
+        assert_eq!(percent_decode("a%2Cb+c%zz%4"), "a,b c%zz%4");
+        assert_eq!(percent_decode("%FF"), "\u{fffd}");
+    }
 
     #[test]
     fn force_is_true_only_when_asked_for() {

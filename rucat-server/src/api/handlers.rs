@@ -10,13 +10,16 @@
 
 use axum::Extension;
 use axum::extract::State;
-use rucat_core::{CreateEngineRequest, EngineId, EngineInfo, Engines};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use rucat_core::store::PageQuery;
+use rucat_core::{CreateEngineRequest, EngineId, EngineInfo, EngineState, Engines};
 use serde::Serialize;
 use tracing::{Instrument, Span, info, info_span, warn};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{EnginePath, Force, Json};
+use super::extract::{EnginePath, Force, Json, ListQuery};
 use crate::gateway::Advertised;
 
 /// `{"id": "<engine id>"}`: the answer to a create, and one entry of a list.
@@ -98,18 +101,52 @@ pub async fn get(
     path = "/engines",
     operation_id = "listEngines",
     tag = "engines",
-    summary = "List engines, oldest first",
+    summary = "List engines, oldest first, a page at a time",
+    description = "Engine ids in id order, which is creation order, at most `limit` of them (1000 without `limit`). When the page is full, a `Link` header (RFC 8288) gives the next page: `</engines?after=<last id>&limit=<limit>[&state=…]>; rel=\"next\"`, relative to this URL. Follow it until an answer has no `Link` (the last page may be empty) to list every engine exactly once, even while engines are created and deleted: pages continue after the last id seen, so engines created during the walk appear at its end, and one deleted before its page is reached does not appear.",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many engines (default 1000)"),
+        ("after" = Option<EngineId>, Query, description = "Only engines whose id sorts after this one: the last id of the previous page"),
+        ("state" = Option<Vec<EngineState>>, Query, style = Form, explode, description = "Only engines in one of these states; repeat it (`state=Running&state=Terminated`) or separate names with commas"),
+    ),
     responses(
-        (status = 200, description = "Every engine's id, oldest first", body = Vec<EngineRef>),
+        (status = 200, description = "A page of engine ids, oldest first", body = Vec<EngineRef>,
+            headers(("Link" = String, description = "With a full page: the next page, as `</engines?after=…&limit=…>; rel=\"next\"`"))),
+        (status = 422, description = "A parameter is not acceptable (`invalid_request`, naming `field`: `limit`, `after` or `state`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
     )
 )]
-pub async fn list(State(engines): State<Engines>) -> JsonResult<Vec<EngineRef>> {
-    let ids = engines.list_ids().await?;
-    Ok(axum::Json(
-        ids.into_iter().map(|id| EngineRef { id }).collect(),
-    ))
+pub async fn list(
+    State(engines): State<Engines>,
+    ListQuery(query): ListQuery,
+) -> Result<Response, ApiError> {
+    let ids = engines.page_ids(&query).await?;
+    let next = match ids.last() {
+        Some(last) if ids.len() >= query.limit => Some(next_page(&query, last)?),
+        _ => None,
+    };
+    let body = axum::Json(
+        ids.into_iter()
+            .map(|id| EngineRef { id })
+            .collect::<Vec<_>>(),
+    );
+    Ok(match next {
+        Some(link) => ([(header::LINK, link)], body).into_response(),
+        None => body.into_response(),
+    })
+}
+
+/// The `Link` header value naming the page after the one that ended with
+/// `last`. Ids and state names need no escaping in a URL.
+fn next_page(query: &PageQuery, last: &EngineId) -> Result<HeaderValue, ApiError> {
+    let mut url = format!("/engines?after={last}&limit={}", query.limit);
+    if !query.states.is_empty() {
+        let names: Vec<&str> = query.states.iter().map(|s| s.name()).collect();
+        url.push_str("&state=");
+        url.push_str(&names.join(","));
+    }
+    // Cannot fail: ids, numbers and state names are ASCII letters and digits.
+    HeaderValue::try_from(format!("<{url}>; rel=\"next\"")).map_err(|_| ApiError::Internal)
 }
 
 /// The original API returns nothing for the actions: 200 with an empty body.

@@ -4,7 +4,7 @@
 //! |------------------------------|--------------------------------------|
 //! | `POST /engine`               | 200 `{"id": "<id>"}`                 |
 //! | `GET /engine/{id}`           | 200 engine info                      |
-//! | `GET /engines`               | 200 `[{"id": "<id>"}, …]`, oldest first |
+//! | `GET /engines`               | 200 `[{"id": "<id>"}, …]`, oldest first, a page at a time (`limit`, `after`, `state`; `Link` to the next page) |
 //! | `POST /engine/{id}/stop`     | 200, empty body                      |
 //! | `POST /engine/{id}/restart`  | 200, empty body                      |
 //! | `DELETE /engine/{id}`        | 200, empty body                      |
