@@ -7,7 +7,7 @@
 //! exception: the column is the truth, and it overrides the JSON on read.
 
 use rucat_core::store::StoreError;
-use rucat_core::{EngineId, EngineRecord, Timestamp};
+use rucat_core::{EngineId, EngineRecord, EngineState, Timestamp};
 use rusqlite::types::ValueRef;
 
 use super::errors::unavailable;
@@ -108,6 +108,28 @@ pub(super) fn decode_id(row: &rusqlite::Row<'_>) -> Result<EngineId, StoreError>
             "the id is not text",
         )),
     }
+}
+
+/// A row of `SELECT state, COUNT(*) … GROUP BY state`. A state this rucat
+/// does not know is [`StoreError::Corrupt`], as a record in it would be.
+pub(super) fn decode_count(row: &rusqlite::Row<'_>) -> Result<(EngineState, u64), StoreError> {
+    let state = match row.get_ref(0).map_err(unavailable)? {
+        ValueRef::Text(text) => String::from_utf8_lossy(text),
+        other => {
+            return Err(corrupt(
+                format!("<engines in a state of type {}>", other.data_type()),
+                "the state is not text",
+            ));
+        }
+    };
+    let known = EngineState::from_name(&state).ok_or_else(|| {
+        corrupt(
+            format!("<engines in state {state:?}>"),
+            "the state is not one this rucat knows",
+        )
+    })?;
+    let count: i64 = row.get(1).map_err(unavailable)?;
+    Ok((known, u64::try_from(count).unwrap_or_default()))
 }
 
 fn corrupt(id: String, reason: impl Into<String>) -> StoreError {

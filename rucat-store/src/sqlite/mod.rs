@@ -20,15 +20,37 @@ use std::fmt;
 use std::path::Path;
 
 use async_trait::async_trait;
-use rucat_core::store::{Store, StoreError};
-use rucat_core::{ChangeSink, ChangeSinks, EngineId, EngineRecord, Timestamp};
+use rucat_core::store::{PageQuery, Store, StoreError};
+use rucat_core::{ChangeSink, ChangeSinks, EngineId, EngineRecord, EngineState, Timestamp};
 use rusqlite::{Connection, params};
 
-use codec::{Encoded, decode, decode_id, select_engines};
+use codec::{Encoded, decode, decode_count, decode_id, select_engines};
 pub use connect::{OpenFailure, SqliteOpenError};
 use errors::{is_primary_key_violation, unavailable};
 use pool::Pool;
 pub use schema::SCHEMA_VERSION;
+
+// The statements that read many rows, each answered from an index (checked
+// by `tests::every_read_uses_an_index`). The first page passes `after` as the
+// empty string, which sorts before every id, so it too is a search.
+
+/// A page of engines in every state: a walk of the primary key from `?1`.
+const PAGE: &str = select_engines!("WHERE id > ?1 ORDER BY id LIMIT ?2");
+/// A page of engines in state `?3`: a walk of `engines_state` from `(?3, ?1)`.
+const PAGE_IN_STATE: &str = select_engines!("WHERE state = ?3 AND id > ?1 ORDER BY id LIMIT ?2");
+/// As [`PAGE`] and [`PAGE_IN_STATE`], reading the index alone.
+const PAGE_IDS: &str = "SELECT id FROM engines WHERE id > ?1 ORDER BY id LIMIT ?2";
+const PAGE_IDS_IN_STATE: &str =
+    "SELECT id FROM engines WHERE state = ?3 AND id > ?1 ORDER BY id LIMIT ?2";
+/// One pass over `engines_state`, the smallest index that holds every state.
+const COUNT_BY_STATE: &str = "SELECT state, COUNT(*) FROM engines GROUP BY state";
+/// Mirrors `EngineRecord::is_due`; the `IS NOT NULL` lets SQLite use the
+/// partial index `engines_due`.
+const DUE: &str = select_engines!(
+    "WHERE next_action_at IS NOT NULL AND next_action_at <= ?1 \
+     AND (lease_owner IS NULL OR lease_expires_at <= ?1) \
+     ORDER BY next_action_at, id LIMIT ?2"
+);
 
 /// Engines recorded in a SQLite database file (WAL mode), safe to share
 /// between processes.
@@ -158,6 +180,45 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn page(&self, query: &PageQuery) -> Result<Vec<EngineRecord>, StoreError> {
+        let query = query.clone();
+        self.pool
+            .read(move |conn| {
+                paged(
+                    conn,
+                    &query,
+                    [PAGE, PAGE_IN_STATE],
+                    decode,
+                    EngineRecord::id,
+                )
+            })
+            .await
+    }
+
+    async fn page_ids(&self, query: &PageQuery) -> Result<Vec<EngineId>, StoreError> {
+        let query = query.clone();
+        self.pool
+            .read(move |conn| {
+                paged(
+                    conn,
+                    &query,
+                    [PAGE_IDS, PAGE_IDS_IN_STATE],
+                    decode_id,
+                    |id| id,
+                )
+            })
+            .await
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(EngineState, u64)>, StoreError> {
+        self.pool
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(COUNT_BY_STATE).map_err(unavailable)?;
+                collect_with(stmt.query([]).map_err(unavailable)?, decode_count)
+            })
+            .await
+    }
+
     async fn compare_and_swap(
         &self,
         expected_revision: u64,
@@ -236,15 +297,7 @@ impl Store for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.pool
             .read(move |conn| {
-                // Mirrors `EngineRecord::is_due`; the `IS NOT NULL` lets SQLite
-                // use the partial index `engines_due`.
-                let mut stmt = conn
-                    .prepare_cached(select_engines!(
-                        "WHERE next_action_at IS NOT NULL AND next_action_at <= ?1 \
-                         AND (lease_owner IS NULL OR lease_expires_at <= ?1) \
-                         ORDER BY next_action_at, id LIMIT ?2"
-                    ))
-                    .map_err(unavailable)?;
+                let mut stmt = conn.prepare_cached(DUE).map_err(unavailable)?;
                 collect(stmt.query(params![now, limit]).map_err(unavailable)?)
             })
             .await
@@ -255,10 +308,107 @@ impl Store for SqliteStore {
     }
 }
 
-fn collect(mut rows: rusqlite::Rows<'_>) -> Result<Vec<EngineRecord>, StoreError> {
-    let mut records = Vec::new();
+fn collect(rows: rusqlite::Rows<'_>) -> Result<Vec<EngineRecord>, StoreError> {
+    collect_with(rows, decode)
+}
+
+fn collect_with<T>(
+    mut rows: rusqlite::Rows<'_>,
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut items = Vec::new();
     while let Some(row) = rows.next().map_err(unavailable)? {
-        records.push(decode(row)?);
+        items.push(read(row)?);
     }
-    Ok(records)
+    Ok(items)
+}
+
+/// A page for `query`, read with `[every_state, in_state]` (statements
+/// binding `after`, `limit` and, for the second, a state). Several states
+/// are one indexed walk each, of at most `limit` rows, merged by id: a
+/// walk of the primary key filtered by state would read every engine in
+/// the other states, and `state IN (…)` would sort all the matching rows.
+/// The walks run in one read transaction, so they see one snapshot.
+fn paged<T>(
+    conn: &Connection,
+    query: &PageQuery,
+    [every_state, in_state]: [&str; 2],
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    id: impl Fn(&T) -> &EngineId,
+) -> Result<Vec<T>, StoreError> {
+    let after = query.after.as_ref().map_or("", EngineId::as_str);
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let states = query.distinct_states();
+    if states.len() == EngineState::ALL.len() {
+        let mut stmt = conn.prepare_cached(every_state).map_err(unavailable)?;
+        return collect_with(
+            stmt.query(params![after, limit]).map_err(unavailable)?,
+            read,
+        );
+    }
+    let tx = conn.unchecked_transaction().map_err(unavailable)?;
+    let mut items = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(in_state).map_err(unavailable)?;
+        for state in states {
+            let rows = stmt
+                .query(params![after, limit, state.name()])
+                .map_err(unavailable)?;
+            items.extend(collect_with(rows, &read)?);
+        }
+    }
+    tx.finish().map_err(unavailable)?;
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    items.truncate(query.limit);
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite picks for `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let count = stmt.parameter_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter((0..count).map(|_| "0")))
+            .unwrap();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps
+    }
+
+    /// Every statement that may read many rows reads them from an index,
+    /// in the order it answers in: no table scan, no sort of the matches.
+    #[test]
+    fn every_read_uses_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rucat.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let cases = [
+            (PAGE, "sqlite_autoindex_engines_1 (id>?)"),
+            (PAGE_IDS, "COVERING INDEX sqlite_autoindex_engines_1 (id>?)"),
+            (PAGE_IN_STATE, "engines_state (state=? AND id>?)"),
+            (
+                PAGE_IDS_IN_STATE,
+                "COVERING INDEX engines_state (state=? AND id>?)",
+            ),
+            (COUNT_BY_STATE, "COVERING INDEX engines_state"),
+            (DUE, "engines_due (next_action_at>? AND next_action_at<?)"),
+        ];
+        for (sql, index) in cases {
+            let steps = plan(&conn, sql);
+            let text = steps.join("\n");
+            println!("{sql}\n  {}", steps.join("\n  "));
+            assert!(text.contains(index), "{sql}: {text}");
+            assert!(!text.contains("TEMP B-TREE"), "{sql}: {text}");
+            for step in &steps {
+                assert!(step.contains("INDEX"), "{sql}: {text}");
+            }
+        }
+    }
 }

@@ -26,6 +26,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX engines_due ON engines (next_action_at, id)
         WHERE next_action_at IS NOT NULL;",
+    // 2: pages of the engines in a state, in id order (`page` with a state
+    // filter, the monitor's resync of Running engines), and the per-state
+    // counts of `/metrics`, read from this index alone.
+    "CREATE INDEX engines_state ON engines (state, id);",
 ];
 
 /// The schema version this build writes.

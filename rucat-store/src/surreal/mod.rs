@@ -21,8 +21,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rucat_core::store::{Store, StoreError};
-use rucat_core::{ChangeSink, EngineId, EngineRecord, Timestamp};
+use rucat_core::store::{PageQuery, Store, StoreError};
+use rucat_core::{ChangeSink, EngineId, EngineRecord, EngineState, Timestamp};
 use serde_json::Value;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
@@ -66,7 +66,7 @@ impl SurrealStore {
     /// can classify them, and a timeout is the store being unavailable.
     async fn rows(
         &self,
-        statement: &'static str,
+        statement: &str,
         vars: Value,
     ) -> Result<Result<Vec<Value>, surrealdb::Error>, StoreError> {
         bounded(async {
@@ -77,10 +77,103 @@ impl SurrealStore {
     }
 
     /// [`Self::rows`] with every database error counted as unavailability.
-    async fn read(&self, statement: &'static str, vars: Value) -> Result<Vec<Value>, StoreError> {
+    async fn read(&self, statement: &str, vars: Value) -> Result<Vec<Value>, StoreError> {
         self.rows(statement, vars)
             .await?
             .map_err(|e| unavailable(&e))
+    }
+
+    /// The documents of `query`'s page, each with at least `fields`, in id
+    /// order: one indexed walk of at most `limit` documents per state asked
+    /// for (see [`queries`]), merged by id.
+    async fn page_docs(&self, query: &PageQuery, fields: &str) -> Result<Vec<Value>, StoreError> {
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let after = query.after.as_ref().map_or("", EngineId::as_str);
+        let vars = serde_json::json!({ "after": after, "limit": limit });
+        let states = query.distinct_states();
+        if states.len() == EngineState::ALL.len() {
+            let statement = match query.after {
+                None => queries::page_first(fields),
+                Some(_) => queries::page_after(fields),
+            };
+            return self.read(&statement, vars).await;
+        }
+        let pages = self
+            .read(&queries::page_in_states(fields, &states), vars)
+            .await?;
+        let mut docs = Vec::new();
+        for page in pages {
+            match page {
+                Value::Array(page) => docs.extend(page),
+                other => return Err(unexpected("a page of engines", &other)),
+            }
+        }
+        let mut keyed = docs
+            .into_iter()
+            .map(|doc| Ok((decode_id(&doc)?, doc)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        keyed.sort_by(|(a, _), (b, _)| a.cmp(b));
+        keyed.truncate(query.limit);
+        Ok(keyed.into_iter().map(|(_, doc)| doc).collect())
+    }
+
+    /// SurrealDB's plan (`EXPLAIN`) of each statement this store reads many
+    /// documents with, by name, for checking that each walks an index and
+    /// stops at its limit (see `tests/surreal_plans.rs`). The text format
+    /// is SurrealDB's own and may change between its versions.
+    pub async fn read_plans(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let statements = [
+            (
+                "page_first".to_owned(),
+                queries::page_first(queries::RECORD_FIELDS),
+            ),
+            (
+                "page_after".to_owned(),
+                queries::page_after(queries::RECORD_FIELDS),
+            ),
+            (
+                "page_in_state".to_owned(),
+                queries::page_in_state(queries::RECORD_FIELDS, EngineState::Running),
+            ),
+            (
+                "page_ids_in_state".to_owned(),
+                queries::page_in_state(queries::ID_FIELDS, EngineState::Running),
+            ),
+            (
+                "page_in_states".to_owned(),
+                queries::page_in_states(
+                    queries::RECORD_FIELDS,
+                    &[EngineState::Running, EngineState::Terminated],
+                ),
+            ),
+            (
+                "count_in_state".to_owned(),
+                queries::count_in_state(EngineState::Running),
+            ),
+            ("count_by_state".to_owned(), queries::count_by_state()),
+            ("due".to_owned(), queries::DUE.to_owned()),
+        ];
+        let vars = serde_json::json!({
+            "after": EngineId::generate().as_str(),
+            "limit": 10,
+            "now": Timestamp::now().as_millis(),
+        });
+        let mut plans = Vec::new();
+        for (name, statement) in statements {
+            let explained = self
+                .read(&format!("EXPLAIN {statement}"), vars.clone())
+                .await?;
+            let plan = explained
+                .iter()
+                .map(|line| match line {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            plans.push((name, plan));
+        }
+        Ok(plans)
     }
 
     /// Why a fenced write changed nothing: the engine is gone or has moved on.
@@ -119,6 +212,38 @@ fn decode_all(docs: &[Value]) -> Result<Vec<EngineRecord>, StoreError> {
     docs.iter().map(decode).collect()
 }
 
+/// An answer of a shape rucat's own statement cannot produce: a bug, or a
+/// SurrealDB that changed what it answers.
+fn unexpected(what: &str, got: &Value) -> StoreError {
+    StoreError::Unavailable(format!("SurrealDB: expected {what}, got {got}"))
+}
+
+/// The answer of [`queries::count_by_state`]: one `[{"count": n}]` per
+/// state of [`EngineState::ALL`], in that order (`[]` if none).
+fn decode_counts(answers: &[Value]) -> Result<Vec<(EngineState, u64)>, StoreError> {
+    if answers.len() != EngineState::ALL.len() {
+        return Err(unexpected(
+            "a count per state",
+            &Value::Array(answers.to_vec()),
+        ));
+    }
+    let mut counts = Vec::new();
+    for (state, answer) in EngineState::ALL.into_iter().zip(answers) {
+        let count = match answer {
+            Value::Array(rows) if rows.is_empty() => 0,
+            Value::Array(rows) => rows[0]
+                .get("count")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| unexpected("a count", answer))?,
+            other => return Err(unexpected("a count", other)),
+        };
+        if count > 0 {
+            counts.push((state, count));
+        }
+    }
+    Ok(counts)
+}
+
 #[async_trait]
 impl Store for SurrealStore {
     async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
@@ -146,6 +271,22 @@ impl Store for SurrealStore {
     async fn list_ids(&self) -> Result<Vec<EngineId>, StoreError> {
         let docs = self.read(queries::LIST_IDS, serde_json::json!({})).await?;
         docs.iter().map(decode_id).collect()
+    }
+
+    async fn page(&self, query: &PageQuery) -> Result<Vec<EngineRecord>, StoreError> {
+        decode_all(&self.page_docs(query, queries::RECORD_FIELDS).await?)
+    }
+
+    async fn page_ids(&self, query: &PageQuery) -> Result<Vec<EngineId>, StoreError> {
+        let docs = self.page_docs(query, queries::ID_FIELDS).await?;
+        docs.iter().map(decode_id).collect()
+    }
+
+    async fn count_by_state(&self) -> Result<Vec<(EngineState, u64)>, StoreError> {
+        let answers = self
+            .read(&queries::count_by_state(), serde_json::json!({}))
+            .await?;
+        decode_counts(&answers)
     }
 
     async fn compare_and_swap(
