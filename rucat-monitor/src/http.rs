@@ -11,6 +11,12 @@
 //! the server beside its API — and never behind authentication: probes and
 //! scrapers carry no credentials, and nothing here tells more than how many
 //! engines are in each state.
+//!
+//! No client holds a connection or a handler forever: [`bound_requests`]
+//! answers 408 to a request whose body stalls and 503 to one that takes too
+//! long, and [`serve`] closes connections that send no request head in time.
+
+mod limits;
 
 use std::sync::Arc;
 
@@ -23,6 +29,8 @@ use prometheus_client::registry::Registry;
 use rucat_core::Store;
 use rucat_core::metrics::{EngineStates, OPENMETRICS_CONTENT_TYPE};
 use serde_json::json;
+
+pub use limits::{HEADER_READ_TIMEOUT, REQUEST_TIMEOUT, RequestLimits, bound_requests, serve};
 
 /// A process's metrics registry, with the engines-by-state gauges that are
 /// read from the store at each scrape. Register the process's other metric
@@ -83,11 +91,13 @@ pub fn metrics_router(telemetry: Arc<Telemetry>) -> Router {
         .with_state(telemetry)
 }
 
-/// Health and metrics on their own, as the monitor binary serves them.
+/// Health and metrics on their own, as the monitor binary serves them,
+/// each request bounded by the default [`RequestLimits`].
 pub fn router(telemetry: Arc<Telemetry>) -> Router {
     health_router(Arc::clone(telemetry.store()))
         .merge(metrics_router(telemetry))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(bound_requests))
 }
 
 /// The JSON error shape of the whole rucat HTTP surface.

@@ -69,10 +69,12 @@ async fn main() -> anyhow::Result<()> {
             let _ = stopping.wait_for(|s| *s).await;
         }
     };
-    let server = axum::serve(listener, http::router(Arc::new(telemetry)))
-        .with_graceful_shutdown(stopped())
-        .into_future();
-    let server = tokio::spawn(server);
+    let server = tokio::spawn(http::serve(
+        listener,
+        http::router(Arc::new(telemetry)),
+        http::HEADER_READ_TIMEOUT,
+        stopped(),
+    ));
     tracing::info!("rucat monitor serving health and metrics on http://{addr}");
     let signals = tokio::spawn(async move {
         process::shutdown_signal().await;
@@ -82,7 +84,6 @@ async fn main() -> anyhow::Result<()> {
     signals.abort();
     server
         .await
-        .context("the health and metrics server panicked")?
-        .context("the health and metrics server failed")?;
+        .context("the health and metrics server panicked")?;
     Ok(())
 }
