@@ -106,15 +106,17 @@ async fn main() -> anyhow::Result<()> {
 
     let auth = settings.auth.map(StaticAuth::from);
     let activity = Activity::with_metrics(GatewayMetrics::register(telemetry.registry_mut()));
-    let gateway = Gateway::new(store, auth.clone(), activity);
+    let gateway = Gateway::new(store, auth.clone(), activity)
+        .with_setup_timeout(settings.timeouts.header_read);
     let router = api::through_gateway(
         api::observed_router(engines, auth, Arc::new(telemetry), http_metrics),
         advertised.clone(),
     );
+    let router = api::with_timeouts(router, settings.timeouts.request_limits());
     let rest = serve::serve(
         listener,
         rest_tls,
-        Protocol::http(),
+        Protocol::http(&settings.timeouts),
         TowerToHyperService::new(router),
         stopped(),
     );

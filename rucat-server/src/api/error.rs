@@ -69,6 +69,9 @@ pub enum ErrorKind {
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidRequest,
+    /// The client did not send its request in time (408; see
+    /// `rucat_monitor::http::bound_requests`, which answers it).
+    RequestTimeout,
     Unavailable,
     Internal,
 }
@@ -142,6 +145,7 @@ impl ErrorKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidRequest => "invalid_request",
+            Self::RequestTimeout => rucat_monitor::http::REQUEST_TIMEOUT,
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -293,6 +297,7 @@ mod tests {
             PayloadTooLarge,
             UnsupportedMediaType,
             InvalidRequest,
+            RequestTimeout,
             Unavailable,
             Internal,
         ] {

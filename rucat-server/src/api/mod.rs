@@ -9,7 +9,9 @@
 //! | `POST /engine/{id}/restart`  | 200, empty body                      |
 //! | `DELETE /engine/{id}`        | 200, empty body                      |
 //!
-//! Every failure is a JSON [`ApiError`]. Beside the API, never behind
+//! Every failure is a JSON [`ApiError`]. Every request is bounded in time
+//! ([`with_timeouts`]): a body that stalls gets `408 request_timeout`, an
+//! answer that takes too long `503 unavailable`. Beside the API, never behind
 //! authentication: `GET /healthz`, `GET /readyz` (`rucat_monitor::http`),
 //! `GET /openapi.json` ([`openapi`]) and, in [`observed_router`], `GET /metrics`.
 
@@ -27,7 +29,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use rucat_core::Engines;
-use rucat_monitor::http::{Telemetry, health_router, metrics_router};
+use rucat_monitor::http::{
+    RequestLimits, Telemetry, bound_requests, health_router, metrics_router,
+};
 
 use crate::auth::{self, StaticAuth};
 use crate::gateway::Advertised;
@@ -57,6 +61,18 @@ pub fn observed_router(
     http: HttpMetrics,
 ) -> Router {
     build(engines, auth, Some((telemetry, http)))
+}
+
+/// Bounds `router`'s requests by `limits` instead of the defaults
+/// ([`RequestLimits::default`]): a request whose body has not arrived
+/// within `limits.body` gets 408 `request_timeout`; one not answered within
+/// `limits.request` gets 408 if its handler is still waiting for the body,
+/// else 503 `unavailable` with `Retry-After`. A slow handler is the
+/// server's fault (typically a slow or unreachable store), as 503 says and
+/// as a store that cannot be reached is answered already; 408 tells the
+/// client that it was the slow one.
+pub fn with_timeouts(router: Router, limits: RequestLimits) -> Router {
+    router.layer(axum::Extension(limits))
 }
 
 /// Makes `router` show a Running engine's endpoint as the gateway's
@@ -99,10 +115,16 @@ fn build(
         .with_state(engines)
         .merge(health_router(store))
         .merge(openapi::router(security));
+    let mut http_metrics = None;
     if let Some((telemetry, http)) = observed {
-        router = router
-            .merge(metrics_router(telemetry))
-            .layer(middleware::from_fn_with_state(http, metrics::record));
+        router = router.merge(metrics_router(telemetry));
+        http_metrics = Some(http);
+    }
+    // Inside the metrics and the log, which so see timed-out requests too;
+    // outside the routes, so that authentication counts as well.
+    router = router.layer(middleware::from_fn(bound_requests));
+    if let Some(http) = http_metrics {
+        router = router.layer(middleware::from_fn_with_state(http, metrics::record));
     }
     router.layer(middleware::from_fn(log::log_requests))
 }

@@ -1,7 +1,7 @@
 //! The configuration file, in the original rucat shape (`auth_provider`,
 //! `database`) plus `resource_manager`, `listen`, `data_dir`,
 //! `embedded_monitor`, `check_interval_secs`, `resync_interval_secs`,
-//! `gateway` and `tls`.
+//! `gateway`, `tls` and `http`.
 //!
 //! Keys are parsed one by one rather than with one derived struct so that
 //! every error names the key at fault: serde's own messages for a nested
@@ -9,14 +9,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use rucat_monitor::ResourceManagerConfig;
 use rucat_store::DatabaseConfig;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::auth::AuthProviderConfig;
 use crate::gateway::GatewayConfig;
+use crate::serve::Timeouts;
 use crate::tls::TlsConfig;
 
 pub const KNOWN_KEYS: &[&str] = &[
@@ -30,6 +33,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "resync_interval_secs",
     "gateway",
     "tls",
+    "http",
 ];
 
 /// The file as written: `None` where a key was left out (or `null`).
@@ -53,6 +57,69 @@ pub struct FileConfig {
     pub gateway: GatewayConfig,
     /// Serve the REST API and the gateway over TLS.
     pub tls: Option<TlsConfig>,
+    /// How long clients may take.
+    pub http: HttpConfig,
+}
+
+/// `"http": {...}`: how long clients may take, in seconds (see
+/// [`crate::serve::Timeouts`]); `None` where left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub header_read_timeout_secs: Option<u32>,
+    pub body_read_timeout_secs: Option<u32>,
+    pub request_timeout_secs: Option<u32>,
+    pub idle_timeout_secs: Option<u32>,
+}
+
+/// The longest timeout accepted: a day, well past any use, and far from
+/// overflowing a clock.
+const MAX_TIMEOUT_SECS: u32 = 86_400;
+
+impl HttpConfig {
+    /// The timeouts, with defaults for what is left out.
+    pub fn timeouts(&self) -> Timeouts {
+        let set = |secs: Option<u32>, default: Duration| {
+            secs.map_or(default, |secs| Duration::from_secs(secs.into()))
+        };
+        let default = Timeouts::default();
+        Timeouts {
+            header_read: set(self.header_read_timeout_secs, default.header_read),
+            body_read: set(self.body_read_timeout_secs, default.body_read),
+            request: set(self.request_timeout_secs, default.request),
+            idle: set(self.idle_timeout_secs, default.idle),
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for (key, secs) in [
+            (
+                "http.header_read_timeout_secs",
+                self.header_read_timeout_secs,
+            ),
+            ("http.body_read_timeout_secs", self.body_read_timeout_secs),
+            ("http.request_timeout_secs", self.request_timeout_secs),
+            ("http.idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if secs.is_some_and(|secs| !(1..=MAX_TIMEOUT_SECS).contains(&secs)) {
+                return Err(invalid(
+                    key,
+                    format!("must be from 1 to {MAX_TIMEOUT_SECS} seconds"),
+                ));
+            }
+        }
+        let timeouts = self.timeouts();
+        if timeouts.body_read > timeouts.request {
+            return Err(invalid(
+                "http.body_read_timeout_secs",
+                format!(
+                    "must not exceed http.request_timeout_secs ({} s), which includes reading the body",
+                    timeouts.request.as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for FileConfig {
@@ -68,6 +135,7 @@ impl Default for FileConfig {
             resync_interval_secs: 30,
             gateway: GatewayConfig::default(),
             tls: None,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -119,6 +187,10 @@ pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
             }
             "gateway" => config.gateway = value_of("gateway", value)?,
             "tls" => config.tls = value_of("tls", value)?,
+            "http" => {
+                config.http = value_of("http", value)?;
+                config.http.check()?;
+            }
             _ => return Err(ConfigError::UnknownKey { key }),
         }
     }
@@ -248,6 +320,81 @@ mod tests {
         assert!(err.starts_with("gateway: unknown field `port`"), "{err}");
         let err = error(r#"{"tls": {"certificate": "/c"}}"#);
         assert!(err.starts_with("tls: missing field `key`"), "{err}");
+    }
+
+    #[test]
+    fn http_timeouts_parse_default_and_are_checked() {
+        let defaults = parse("{}").unwrap().http.timeouts();
+        assert_eq!(defaults, Timeouts::default());
+        assert_eq!(
+            defaults,
+            Timeouts {
+                header_read: Duration::from_secs(10),
+                body_read: Duration::from_secs(15),
+                request: Duration::from_secs(30),
+                idle: Duration::from_secs(75),
+            }
+        );
+        let config = parse(
+            r#"{"http": {"header_read_timeout_secs": 2, "body_read_timeout_secs": 3,
+                         "request_timeout_secs": 4, "idle_timeout_secs": 5}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.http.timeouts(),
+            Timeouts {
+                header_read: Duration::from_secs(2),
+                body_read: Duration::from_secs(3),
+                request: Duration::from_secs(4),
+                idle: Duration::from_secs(5),
+            }
+        );
+        let config = parse(r#"{"http": {"idle_timeout_secs": 600}}"#).unwrap();
+        assert_eq!(
+            config.http.timeouts(),
+            Timeouts {
+                idle: Duration::from_secs(600),
+                ..Timeouts::default()
+            },
+            "what is left out keeps its default"
+        );
+        for (text, expected) in [
+            (
+                r#"{"http": {"header_read_timeout_secs": 0}}"#,
+                "http.header_read_timeout_secs: must be from 1 to 86400 seconds",
+            ),
+            (
+                r#"{"http": {"idle_timeout_secs": 86401}}"#,
+                "http.idle_timeout_secs: must be from 1 to 86400 seconds",
+            ),
+            (
+                r#"{"http": {"request_timeout_secs": 0}}"#,
+                "http.request_timeout_secs: must be from 1 to 86400 seconds",
+            ),
+            (
+                r#"{"http": {"body_read_timeout_secs": 31}}"#,
+                "http.body_read_timeout_secs: must not exceed http.request_timeout_secs (30 s)",
+            ),
+            (
+                r#"{"http": {"request_timeout_secs": 10}}"#,
+                "http.body_read_timeout_secs: must not exceed http.request_timeout_secs (10 s)",
+            ),
+            (
+                r#"{"http": {"header_read_timeout_secs": -1}}"#,
+                "http: invalid value",
+            ),
+            (
+                r#"{"http": {"header_read_timeout_secs": "10s"}}"#,
+                "http: invalid type",
+            ),
+            (
+                r#"{"http": {"read_timeout_secs": 10}}"#,
+                "http: unknown field `read_timeout_secs`",
+            ),
+        ] {
+            let err = error(text);
+            assert!(err.starts_with(expected), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod file;
 mod settings;
 
 pub use cli::Cli;
-pub use file::{ConfigError, FileConfig, KNOWN_KEYS, parse};
+pub use file::{ConfigError, FileConfig, HttpConfig, KNOWN_KEYS, parse};
 pub use settings::{DEFAULT_LISTEN, Settings, resolve};
 
 /// The file `cli` names, if any, resolved with the flags over it.

@@ -13,6 +13,7 @@ use super::cli::Cli;
 use super::file::FileConfig;
 use crate::auth::AuthProviderConfig;
 use crate::gateway::{self, Advertised};
+use crate::serve::Timeouts;
 use crate::tls::TlsConfig;
 
 /// Loopback only, so an unconfigured server is not reachable from elsewhere.
@@ -34,6 +35,8 @@ pub struct Settings {
     /// listens once bound (see [`Settings::advertised`]).
     pub gateway_advertised: Option<String>,
     pub tls: Option<TlsConfig>,
+    /// How long clients may take, on the REST API and the gateway.
+    pub timeouts: Timeouts,
 }
 
 impl Settings {
@@ -75,6 +78,7 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
             .unwrap_or(gateway::DEFAULT_LISTEN),
         gateway_advertised: file.gateway.advertised_address,
         tls: file.tls,
+        timeouts: file.http.timeouts(),
         data_dir,
     }
 }
@@ -125,6 +129,7 @@ mod tests {
             "127.0.0.1:15002".parse::<SocketAddr>().unwrap()
         );
         assert!(settings.tls.is_none());
+        assert_eq!(settings.timeouts, Timeouts::default());
         let id = rucat_core::EngineId::generate();
         assert_eq!(
             settings.advertised(settings.gateway_listen).endpoint(&id),
@@ -163,7 +168,8 @@ mod tests {
                 "database": {"Sqlite": {"path": "/db/r.db"}},
                 "resource_manager": {"Local": {"work_dir": "/work"}},
                 "auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p"}},
-                "embedded_monitor": false, "check_interval_secs": 7}"#,
+                "embedded_monitor": false, "check_interval_secs": 7,
+                "http": {"request_timeout_secs": 45}}"#,
         )
         .unwrap();
         let settings = resolve(file, &Cli::default());
@@ -177,6 +183,7 @@ mod tests {
         assert!(settings.auth.is_some());
         assert!(!settings.embedded_monitor);
         assert_eq!(settings.check_interval, Duration::from_secs(7));
+        assert_eq!(settings.timeouts.request, Duration::from_secs(45));
     }
 
     #[test]

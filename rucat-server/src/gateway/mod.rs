@@ -33,6 +33,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::Request;
 use axum::http::header::AUTHORIZATION;
@@ -43,7 +44,7 @@ use tokio::net::TcpListener;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::auth::StaticAuth;
-use crate::serve::{self, Protocol};
+use crate::serve::{self, Protocol, Timeouts};
 
 pub use activity::{Activity, ActivitySnapshot, GatewayMetrics};
 pub use advertised::Advertised;
@@ -75,6 +76,9 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
 #[derive(Clone)]
 pub struct Gateway {
     inner: Arc<Inner>,
+    /// How long [`Gateway::serve`] gives a connection to finish its TLS
+    /// handshake and send the HTTP/2 preface.
+    setup_timeout: Duration,
 }
 
 struct Inner {
@@ -97,6 +101,7 @@ impl Gateway {
                 engines: proxy::engine_client(),
                 routes: HashMap::new(),
             }),
+            setup_timeout: Timeouts::default().header_read,
         }
     }
 
@@ -115,6 +120,17 @@ impl Gateway {
                 engines: inner.engines.clone(),
                 routes,
             }),
+            setup_timeout: self.setup_timeout,
+        }
+    }
+
+    /// Gives connections `timeout` to finish their TLS handshake and send
+    /// the HTTP/2 preface (default: [`Timeouts`]' `header_read`); a
+    /// connection that is set up is never cut for being idle.
+    pub fn with_setup_timeout(self, timeout: Duration) -> Self {
+        Self {
+            setup_timeout: timeout,
+            ..self
         }
     }
 
@@ -136,6 +152,7 @@ impl Gateway {
             proxy::STREAM_WINDOW,
             proxy::CONNECTION_WINDOW,
             proxy::MAX_FRAME,
+            self.setup_timeout,
         );
         let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
             let gateway = self.clone();

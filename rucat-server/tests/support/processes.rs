@@ -12,6 +12,8 @@ pub struct RucatProcess {
     child: Child,
     /// The base URL it listens on, for servers.
     pub url: Option<String>,
+    /// Where a server's Spark Connect gateway listens (`host:port`).
+    pub gateway: Option<String>,
     /// Whether it has written a panic message to stderr.
     panicked: Arc<AtomicBool>,
 }
@@ -33,6 +35,7 @@ impl RucatProcess {
         let mut child = spawn(command, log_filter);
         let stderr = child.stderr.take().expect("piped stderr");
         let (found, url) = mpsc::channel();
+        let (found_gateway, gateway) = mpsc::channel();
         let panicked = Arc::new(AtomicBool::new(false));
         let seen = Arc::clone(&panicked);
         // Keep draining stderr after the address shows up, so the server
@@ -45,14 +48,23 @@ impl RucatProcess {
                     let at = at + "rucat server listening on ".len();
                     let _ = found.send(line[at..].trim().to_owned());
                 }
+                let gateway = "Spark Connect gateway listening on ";
+                if let Some(at) = line.find(gateway) {
+                    let rest = &line[at + gateway.len()..];
+                    let address = rest.split(';').next().unwrap_or(rest);
+                    let _ = found_gateway.send(address.trim().to_owned());
+                }
             }
         });
         let url = url
             .recv_timeout(Duration::from_secs(60))
             .expect("the server reports its address");
+        // Logged right after the address, unless the filter hides it.
+        let gateway = gateway.recv_timeout(Duration::from_secs(5)).ok();
         Self {
             child,
             url: Some(url),
+            gateway,
             panicked,
         }
     }
@@ -80,6 +92,7 @@ impl RucatProcess {
         Self {
             child,
             url: None,
+            gateway: None,
             panicked,
         }
     }
