@@ -78,14 +78,36 @@ pub(super) fn writer(path: &Path) -> Result<Connection, SqliteOpenError> {
     let mut conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.into()))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| fail(e.into()))?;
-    enable_wal(&conn).map_err(fail)?;
+    // SQLite does not call the busy handler for every lock taken while a new
+    // file is set up (switching it to WAL needs an exclusive lock, and
+    // processes opening one file at once race for it), so setting up is
+    // retried for as long as a statement would wait.
+    let started = std::time::Instant::now();
+    loop {
+        match prepare(&mut conn) {
+            Err(OpenFailure::Sqlite(e)) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => break result.map_err(fail)?,
+        }
+    }
+    Ok(conn)
+}
+
+fn prepare(conn: &mut Connection) -> Result<(), OpenFailure> {
+    enable_wal(conn)?;
     // In WAL mode NORMAL loses no committed transaction when the process
     // crashes, only (rarely) the last ones on power loss, and saves an fsync
     // per commit.
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(|e| fail(e.into()))?;
-    schema::migrate(&mut conn).map_err(fail)?;
-    Ok(conn)
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    schema::migrate(conn)
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Opens a connection for queries, once [`writer`] has prepared the file.
