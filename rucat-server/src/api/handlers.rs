@@ -46,10 +46,11 @@ fn engine_span(id: &EngineId) -> Span {
         (status = 200, description = "The engine was recorded", body = EngineRef),
         (status = 400, description = "Malformed JSON (`bad_request`)", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `http.body_read_timeout_secs` (`request_timeout`)", body = ErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`unsupported_media_type`)", body = ErrorBody),
         (status = 422, description = "A field is not acceptable (`invalid_request`, naming `field`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
-        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -73,7 +74,7 @@ pub async fn create(
         (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
         (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
-        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn get(
@@ -113,7 +114,7 @@ pub async fn get(
             headers(("Link" = String, description = "With a full page: the next page, as `</engines?after=…&limit=…>; rel=\"next\"`"))),
         (status = 422, description = "A parameter is not acceptable (`invalid_request`, naming `field`: `limit`, `after` or `state`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
-        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -164,7 +165,7 @@ fn next_page(query: &PageQuery, last: &EngineId) -> Result<HeaderValue, ApiError
         (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
-        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn stop(
@@ -195,7 +196,7 @@ pub async fn stop(
         (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
-        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn restart(
@@ -229,7 +230,7 @@ pub async fn restart(
         (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
-        (status = 503, description = "The store cannot be reached; retry (`unavailable`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn delete(
