@@ -4,14 +4,18 @@
 
 mod burst;
 mod control_plane;
+mod due;
+mod fleet;
 mod gateway;
 mod idle;
+mod many;
 mod overhead;
 mod procs;
 mod report;
 mod rest;
 mod rss;
 mod spark;
+mod steady;
 /// The SurrealDB server the tests start (RUCAT_SURREAL_BIN, built by
 /// scripts/test and bench/run), for the wake-up benchmark.
 #[allow(dead_code)]
@@ -50,6 +54,11 @@ enum Benchmark {
         /// Only the benchmarks with these letters, e.g. `--only cg`.
         #[arg(long)]
         only: Option<String>,
+        /// Another build's release binaries (e.g. an earlier commit's):
+        /// h and i also run against its `rucat-server`, in rows marked
+        /// "(before)".
+        #[arg(long)]
+        compare_bin_dir: Option<PathBuf>,
     },
     /// a: create → Running latency; prints JSON.
     Overhead {
@@ -69,6 +78,12 @@ enum Benchmark {
         #[arg(long, default_value_t = 40)]
         engines: usize,
     },
+    /// i: the due-list read on a SQLite file of this many engines, 1% due;
+    /// prints JSON.
+    Due {
+        #[arg(long)]
+        engines: usize,
+    },
     /// b: a burst of creates until all are Running; prints JSON.
     Burst {
         #[arg(long, value_enum)]
@@ -86,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
             quick,
             no_spark,
             only,
+            compare_bin_dir,
         } => {
             let scale = if quick {
                 report::Scale::QUICK
@@ -97,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
                 scale,
                 spark: !no_spark,
                 only,
+                compare_bin_dir,
             })
             .await?;
             print!("{table}");
@@ -111,6 +128,10 @@ async fn main() -> anyhow::Result<()> {
             engines,
         } => {
             let result = wakeup::run(store, !no_feed, engines).await?;
+            println!("{}", serde_json::to_string(&result)?);
+        }
+        Benchmark::Due { engines } => {
+            let result = due::run(engines).await?;
             println!("{}", serde_json::to_string(&result)?);
         }
         Benchmark::Burst { store, engines } => {

@@ -9,7 +9,7 @@ use crate::burst::Burst;
 use crate::overhead::Latencies;
 use crate::procs::{Binaries, run_json};
 use crate::table::{self, Row};
-use crate::{gateway, idle, rest, spark};
+use crate::{due, gateway, idle, many, rest, spark, steady};
 
 /// How big a run is.
 pub struct Scale {
@@ -21,6 +21,8 @@ pub struct Scale {
     /// monitor's next check, half a second on average.
     pub wakeup_engines: usize,
     pub gateway: gateway::Sizes,
+    pub steady: steady::Sizes,
+    pub many: many::Sizes,
 }
 
 impl Scale {
@@ -36,6 +38,21 @@ impl Scale {
             tiny_queries: 200,
             sessions: 100,
         },
+        steady: steady::Sizes {
+            engines: 10_000,
+            surreal_engines: 10_000,
+            settle: Duration::from_secs(5),
+            // The monitor's default resync interval: one sweep falls inside.
+            window: Duration::from_secs(30),
+            running_timeout: Duration::from_secs(300),
+        },
+        many: many::Sizes {
+            engines: 100_000,
+            running_timeout: Duration::from_secs(300),
+            wrk_duration: Duration::from_secs(10),
+            due_small: 1000,
+            due_large: 100_000,
+        },
     };
     /// A smoke run of every code path in well under a minute (plus Spark).
     pub const QUICK: Scale = Scale {
@@ -49,6 +66,20 @@ impl Scale {
             tiny_queries: 30,
             sessions: 20,
         },
+        steady: steady::Sizes {
+            engines: 1000,
+            surreal_engines: 200,
+            settle: Duration::from_secs(1),
+            window: Duration::from_secs(3),
+            running_timeout: Duration::from_secs(60),
+        },
+        many: many::Sizes {
+            engines: 5000,
+            running_timeout: Duration::from_secs(60),
+            wrk_duration: Duration::from_secs(2),
+            due_small: 1000,
+            due_large: 10_000,
+        },
     };
 }
 
@@ -58,6 +89,8 @@ pub struct Options {
     pub spark: bool,
     /// Only these benchmarks (their letters), or all of them.
     pub only: Option<String>,
+    /// Another build's binaries, for "(before)" rows of h and i.
+    pub compare_bin_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -74,6 +107,11 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
     let scale = &options.scale;
     let work = tempfile::Builder::new().prefix("rucat-bench-").tempdir()?;
     let mut rows = Vec::new();
+    // This build, and the other one if asked, with the suffix of its rows.
+    let mut builds = vec![(bins.clone(), "")];
+    if let Some(dir) = &options.compare_bin_dir {
+        builds.push((Binaries { dir: dir.clone() }, " (before)"));
+    }
 
     if options.runs('a') {
         progress(format!(
@@ -211,7 +249,200 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
         }
     }
 
+    if options.runs('h') {
+        let sizes = &scale.steady;
+        for (build, (bins, suffix)) in builds.iter().enumerate() {
+            progress(format!(
+                "h. steady state, {} Running engines, no activity{suffix}",
+                sizes.engines
+            ));
+            let work = work.path().join(format!("h-{build}"));
+            rows.extend(steady_rows(
+                &steady::run(bins, &work, sizes).await?,
+                sizes,
+                suffix,
+            ));
+        }
+    }
+
+    if options.runs('i') {
+        let sizes = &scale.many;
+        for (build, (bins, suffix)) in builds.iter().enumerate() {
+            progress(format!("i. {} engines in SQLite{suffix}", sizes.engines));
+            let work = work.path().join(format!("i-{build}"));
+            rows.extend(many_rows(
+                &many::run(bins, &work, sizes).await?,
+                sizes,
+                suffix,
+            ));
+        }
+        progress(format!(
+            "i. due-list read, {} against {} engines (this build's store, in-process)",
+            sizes.due_large, sizes.due_small
+        ));
+        let (small, large) = due::sizes(sizes.due_small, sizes.due_large)?;
+        rows.extend(due_rows(&small, &large, sizes));
+    }
+
     Ok(table::render(&rows))
+}
+
+fn steady_rows(s: &steady::Steady, sizes: &steady::Sizes, suffix: &str) -> Vec<Row> {
+    let idle = "idle server, 0 engines";
+    let running = |running: usize, engines: usize| {
+        if running < engines {
+            format!(", only {} Running", count(running))
+        } else {
+            String::new()
+        }
+    };
+    let head = format!(
+        "h. steady state, {} engines{}",
+        count(sizes.engines),
+        running(s.running, sizes.engines)
+    );
+    let (value, base) = (&s.loaded, &s.idle);
+    vec![
+        Row {
+            figure: format!("{head}: server CPU{suffix}"),
+            value: format!("{:.2}% of a core", value.cpu_pct),
+            baseline: format!("{:.2}% {idle}", base.cpu_pct),
+            ratio: value.cpu_pct / base.cpu_pct,
+            goal: "≤ 1% of a core",
+            met: Some(value.cpu_pct <= 1.0),
+        },
+        Row {
+            figure: format!("{head}: store writes/s{suffix}"),
+            value: per_sec(value.writes_per_sec),
+            baseline: format!("{} {idle}", per_sec(base.writes_per_sec)),
+            ratio: value.writes_per_sec / base.writes_per_sec,
+            goal: "0",
+            met: Some(value.writes_per_sec == 0.0),
+        },
+        Row {
+            figure: format!("{head}: disk bytes written/s{suffix}"),
+            value: bytes_per_sec(value.disk_bytes_per_sec),
+            baseline: format!("{} {idle}", bytes_per_sec(base.disk_bytes_per_sec)),
+            ratio: value.disk_bytes_per_sec / base.disk_bytes_per_sec,
+            goal: "0",
+            met: Some(value.disk_bytes_per_sec == 0.0),
+        },
+        Row {
+            figure: format!(
+                "h. steady state, SurrealDB server, {} engines{}: LIVE messages/s per monitor{suffix}",
+                count(sizes.surreal_engines),
+                running(s.surreal.running, sizes.surreal_engines)
+            ),
+            value: per_sec(s.surreal.live_per_sec),
+            baseline: format!("{} {idle}", per_sec(s.surreal.idle_live_per_sec)),
+            ratio: s.surreal.live_per_sec / s.surreal.idle_live_per_sec,
+            goal: "0",
+            met: Some(s.surreal.live_per_sec == 0.0),
+        },
+    ]
+}
+
+fn many_rows(m: &many::Many, sizes: &many::Sizes, suffix: &str) -> Vec<Row> {
+    let engines = count(sizes.engines);
+    let all = m.running >= sizes.engines;
+    let list = if m.paged {
+        format!("GET /engines?limit={}", many::PAGE)
+    } else {
+        "GET /engines, the whole list (no limit param)".to_owned()
+    };
+    vec![
+        Row {
+            figure: format!(
+                "i. {engines} creates ({} clients) → all Running{suffix}",
+                many::CLIENTS
+            ),
+            value: if all {
+                format!("{:.1} s", m.running_secs)
+            } else {
+                format!("> {:.0} s ({} Running)", m.running_secs, count(m.running))
+            },
+            baseline: format!("{:.1} s creates answered", m.creates_secs),
+            ratio: m.running_secs / m.creates_secs,
+            goal: "≤ 60 s",
+            met: Some(all && m.running_secs <= 60.0),
+        },
+        Row {
+            figure: format!("i. {engines} engines: server peak RSS{suffix}"),
+            value: mb(m.peak_rss_mb),
+            baseline: format!("{} at start", mb(m.start_rss_mb)),
+            ratio: m.peak_rss_mb / m.start_rss_mb,
+            goal: "≤ 150 MB",
+            met: Some(m.peak_rss_mb <= 150.0),
+        },
+        Row {
+            figure: format!("i. {engines} engines: {list} req/s{suffix}"),
+            value: rps(m.list_rps),
+            baseline: format!("{} GET /engine/{{id}}", rps(m.get_rps)),
+            ratio: m.list_rps / m.get_rps,
+            goal: "≥ 0.50 of GET /engine/{id}",
+            met: Some(m.list_rps >= 0.5 * m.get_rps),
+        },
+    ]
+}
+
+fn due_rows(small: &due::DueRead, large: &due::DueRead, sizes: &many::Sizes) -> Vec<Row> {
+    let (n, base) = (count(sizes.due_large), count(sizes.due_small));
+    vec![
+        Row {
+            figure: format!(
+                "i. due-list read of the first {}, {n} engines, 1% due",
+                due::EQUAL
+            ),
+            value: ms(large.equal_ms),
+            baseline: format!("{} at {base} engines", ms(small.equal_ms)),
+            ratio: large.equal_ms / small.equal_ms,
+            goal: "≤ 2×",
+            met: Some(large.equal_ms <= 2.0 * small.equal_ms),
+        },
+        Row {
+            figure: format!(
+                "i. due-list read of up to {} (a monitor's), {n} engines, 1% due",
+                large.monitor_limit
+            ),
+            value: ms(large.monitor_ms),
+            baseline: format!("{} at {base} engines", ms(small.monitor_ms)),
+            ratio: large.monitor_ms / small.monitor_ms,
+            goal: "–",
+            met: None,
+        },
+    ]
+}
+
+/// 100000 → "100,000".
+fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A rate that should be zero: small ones keep their digits.
+fn per_sec(v: f64) -> String {
+    if v == 0.0 || v >= 10.0 {
+        format!("{v:.0}/s")
+    } else {
+        format!("{v:.2}/s")
+    }
+}
+
+fn bytes_per_sec(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1} MB/s", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1} kB/s", v / 1e3)
+    } else {
+        format!("{v:.0} B/s")
+    }
 }
 
 fn gateway_rows(g: &gateway::Gateway, sizes: &gateway::Sizes) -> Vec<Row> {
@@ -302,4 +533,26 @@ fn mb(v: f64) -> String {
 
 fn rps(v: f64) -> String {
     format!("{v:.0}/s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(count(100_000), "100,000");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(0), "0");
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(per_sec(0.0), "0/s");
+        assert_eq!(per_sec(0.033), "0.03/s");
+        assert_eq!(per_sec(19_876.4), "19876/s");
+        assert_eq!(bytes_per_sec(0.0), "0 B/s");
+        assert_eq!(bytes_per_sec(15_300_000.0), "15.3 MB/s");
+    }
 }

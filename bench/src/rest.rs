@@ -5,11 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
-use serde_json::Value;
-
 use crate::procs::{Binaries, Process};
-use crate::wrk;
+use crate::{fleet, wrk};
 
 /// Engines in the store while GETs are measured.
 pub const ENGINES: usize = 1000;
@@ -75,19 +72,7 @@ async fn seed(server: &Process, count: usize) -> anyhow::Result<Vec<String>> {
     let url = server.url("/engine")?;
     let mut ids = Vec::with_capacity(count);
     for _ in 0..count {
-        let response = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(wrk::CREATE_BODY)
-            .send()
-            .await?;
-        ensure!(
-            response.status().is_success(),
-            "seeding: {}",
-            response.status()
-        );
-        let body: Value = response.json().await?;
-        ids.push(body["id"].as_str().context("an id")?.to_owned());
+        ids.push(fleet::create_one(&client, &url).await?);
     }
     Ok(ids)
 }

@@ -7,6 +7,11 @@ pub fn own_peak_mb() -> anyhow::Result<f64> {
     field_mb("self", "VmHWM")
 }
 
+/// The peak resident set of process `pid` so far (`VmHWM`).
+pub fn peak_mb(pid: u32) -> anyhow::Result<f64> {
+    field_mb(&pid.to_string(), "VmHWM")
+}
+
 /// The current resident set of process `pid` (`VmRSS`).
 pub fn current_mb(pid: u32) -> anyhow::Result<f64> {
     field_mb(&pid.to_string(), "VmRSS")

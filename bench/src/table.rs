@@ -7,7 +7,7 @@ pub struct Row {
     pub figure: String,
     pub value: String,
     pub baseline: String,
-    /// value / baseline.
+    /// value / baseline; not finite (shown as –) where the baseline is zero.
     pub ratio: f64,
     pub goal: &'static str,
     /// `None` where there is no goal.
@@ -58,9 +58,12 @@ pub fn render(rows: &[Row]) -> String {
 }
 
 /// Two decimals, or three significant digits for ratios too small for them
-/// (a feed answering in a millisecond where polling takes a second).
+/// (a feed answering in a millisecond where polling takes a second); none
+/// where the baseline is zero.
 fn ratio(r: f64) -> String {
-    if r != 0.0 && r.abs() < 0.01 {
+    if !r.is_finite() {
+        "–".to_owned()
+    } else if r != 0.0 && r.abs() < 0.01 {
         format!("{r:.2e}")
     } else {
         format!("{r:.2}")
@@ -98,5 +101,7 @@ mod tests {
         assert_eq!(ratio(0.76 / 902.48), "8.42e-4");
         assert_eq!(ratio(0.35), "0.35");
         assert_eq!(ratio(0.0), "0.00");
+        assert_eq!(ratio(f64::NAN), "–");
+        assert_eq!(ratio(f64::INFINITY), "–");
     }
 }
