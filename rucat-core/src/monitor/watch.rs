@@ -58,18 +58,17 @@ impl Watcher {
         suspects: &mpsc::Sender<EngineRecord>,
     ) -> Result<Sweep, StoreError> {
         let mut sweep = Sweep::default();
-        let mut after = None;
+        let mut query = PageQuery {
+            after: None,
+            limit: PAGE,
+            states: vec![EngineState::Running],
+        };
         loop {
-            let page = self
-                .store
-                .page(&PageQuery {
-                    after: after.take(),
-                    limit: PAGE,
-                    states: vec![EngineState::Running],
-                })
-                .await?;
-            let full = page.len() == PAGE;
-            after = page.last().map(|record| record.id().clone());
+            let page = self.store.page(&query).await?;
+            let next = match page.last() {
+                Some(last) if page.len() == PAGE => Some(query.continue_after(last.id().clone())),
+                _ => None,
+            };
             for record in page {
                 sweep.checked += 1;
                 if let Some(suspect) = self.check(record).await {
@@ -79,8 +78,9 @@ impl Watcher {
                     }
                 }
             }
-            if !full {
-                return Ok(sweep);
+            match next {
+                Some(next) => query = next,
+                None => return Ok(sweep),
             }
         }
     }
