@@ -170,12 +170,7 @@ impl Store for SqliteStore {
                 let mut stmt = conn
                     .prepare_cached("SELECT id FROM engines ORDER BY create_time, id")
                     .map_err(unavailable)?;
-                let mut rows = stmt.query([]).map_err(unavailable)?;
-                let mut ids = Vec::new();
-                while let Some(row) = rows.next().map_err(unavailable)? {
-                    ids.push(decode_id(row)?);
-                }
-                Ok(ids)
+                collect_with(stmt.query([]).map_err(unavailable)?, decode_id)
             })
             .await
     }
