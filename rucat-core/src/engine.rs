@@ -1,6 +1,6 @@
 //! The engine model: what a user asked for, and what rucat records about it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -178,6 +178,13 @@ pub struct EngineRecord {
     pub next_action_at: Option<Timestamp>,
     /// Consecutive transient failures of the resource manager, for backoff.
     pub retries: u32,
+    /// The user who created the engine (see [`crate::identity`]); `None`
+    /// for engines recorded before rucat knew users, which only admins see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Groups whose members may see and act on the engine besides its owner.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub share_with_groups: BTreeSet<String>,
 }
 
 impl EngineRecord {
@@ -195,6 +202,8 @@ impl EngineRecord {
             lease: None,
             next_action_at: Some(now),
             retries: 0,
+            owner: None,
+            share_with_groups: BTreeSet::new(),
         }
     }
 

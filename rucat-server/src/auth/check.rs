@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use subtle::{Choice, ConstantTimeEq};
 
 use super::config::StaticAuthProviderConfig;
-use super::secret::Secret;
+use rucat_core::Secret;
 
 /// The credentials a request must present.
 #[derive(Clone)]

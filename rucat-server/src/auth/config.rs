@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::secret::Secret;
+use rucat_core::Secret;
 
 /// Which authentication the server enforces. Only static credentials exist
 /// for now; the enum keeps the original's externally tagged JSON shape.

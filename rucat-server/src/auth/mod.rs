@@ -5,7 +5,6 @@
 
 mod check;
 mod config;
-mod secret;
 
 use std::sync::Arc;
 
@@ -18,7 +17,7 @@ use crate::api::ApiError;
 
 pub use check::StaticAuth;
 pub use config::{AuthProviderConfig, StaticAuthProviderConfig};
-pub use secret::Secret;
+pub use rucat_core::Secret;
 
 impl From<AuthProviderConfig> for StaticAuth {
     fn from(config: AuthProviderConfig) -> Self {
