@@ -1,8 +1,7 @@
 //! The `database.Surreal` setting.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
+use rucat_core::Secret;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Where the SurrealDB store lives, as it appears under `database.Surreal`:
 /// `mem://` and `surrealkv://PATH` run the database inside the process,
@@ -37,42 +36,27 @@ impl SurrealConfig {
     }
 }
 
-#[derive(Deserialize, Serialize, Clone, PartialEq)]
+/// Root credentials for a SurrealDB server.
+#[derive(Deserialize, Serialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SurrealCredentials {
     pub username: String,
-    pub password: Password,
+    /// A [`Secret`], as every credential in rucat's configs: `Debug` and a
+    /// mistyped value's parse error never show it.
+    #[serde(serialize_with = "serialize_password")]
+    pub password: Secret,
 }
 
-/// A password: serialized as given (it round-trips through config files), but
-/// never shown by `Debug`, so it cannot reach a log line or an error message.
-#[derive(Deserialize, Serialize, Clone, PartialEq)]
-#[serde(transparent)]
-pub struct Password(String);
+/// The password's earlier name, kept so that code naming
+/// `rucat_store::surreal::Password` keeps compiling.
+pub type Password = Secret;
 
-impl Password {
-    pub fn new(password: impl Into<String>) -> Self {
-        Self(password.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Debug for SurrealCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SurrealCredentials")
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish()
-    }
+/// A `Secret` has no `Serialize`, so that it cannot reach a response or a
+/// log by accident; the credentials are the exception, written out as given
+/// so that a config round-trips through a file (the benchmarks write the
+/// server's config this way).
+fn serialize_password<S: Serializer>(password: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(password.expose_str())
 }
 
 #[cfg(test)]
@@ -91,5 +75,30 @@ mod tests {
         assert!(
             serde_json::from_str::<SurrealConfig>(r#"{"uri":"mem://","namespce":"x"}"#).is_err()
         );
+    }
+
+    #[test]
+    fn a_mistyped_password_is_refused_without_being_quoted() {
+        for password in ["987654321", "98765.4321", "true"] {
+            let json = format!(
+                r#"{{"uri":"ws://db:8000","credentials":{{"username":"root","password":{password}}}}}"#
+            );
+            let err = serde_json::from_str::<SurrealConfig>(&json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("expected a string"), "{err}");
+            assert!(!err.contains(password), "{err}");
+        }
+    }
+
+    #[test]
+    fn credentials_round_trip_through_a_config_file() {
+        let json = r#"{"uri":"ws://db:8000","credentials":{"username":"root","password":"hunter2"},"namespace":"n","database":"d"}"#;
+        let config: SurrealConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            config.credentials.as_ref().map(|c| c.password.expose_str()),
+            Some("hunter2")
+        );
+        assert_eq!(serde_json::to_string(&config).unwrap(), json);
     }
 }

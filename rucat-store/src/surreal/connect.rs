@@ -123,7 +123,7 @@ async fn open_unbounded(config: &SurrealConfig) -> Result<Surreal<Any>, SurrealO
             .ok_or_else(|| SurrealOpenError::MissingCredentials { uri: uri.clone() })?;
         db.signin(Root {
             username: credentials.username.clone(),
-            password: credentials.password.expose().to_owned(),
+            password: credentials.password.expose_str().to_owned(),
         })
         .await
         .map_err(|e| SurrealOpenError::SignIn {
