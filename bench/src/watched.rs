@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use rucat_core::store::{Store, StoreError};
-use rucat_core::{ChangeSink, EngineId, EngineRecord, EngineState, Timestamp};
+use rucat_core::{ChangeSink, EngineId, EngineRecord, EngineState, Limits, Timestamp};
 use tokio::sync::mpsc;
 
 /// An engine written as Running, and when that write returned.
@@ -40,10 +40,28 @@ impl Watched {
     }
 }
 
+impl Watched {
+    /// Reports `next`, just written, if it is Running with no claim on it.
+    fn report(&self, next: &EngineRecord) {
+        if next.state == EngineState::Running && next.lease.is_none() {
+            // The receiver may be gone once a benchmark has what it needs.
+            let _ = self.running.send((next.id().clone(), Instant::now()));
+        }
+    }
+}
+
 #[async_trait]
 impl Store for Watched {
     async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
         self.inner.insert(record).await
+    }
+
+    async fn insert_within(
+        &self,
+        record: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_within(record, limits).await
     }
 
     async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
@@ -64,10 +82,21 @@ impl Store for Watched {
         next: &EngineRecord,
     ) -> Result<u64, StoreError> {
         let revision = self.inner.compare_and_swap(expected_revision, next).await?;
-        if next.state == EngineState::Running && next.lease.is_none() {
-            // The receiver may be gone once a benchmark has what it needs.
-            let _ = self.running.send((next.id().clone(), Instant::now()));
-        }
+        self.report(next);
+        Ok(revision)
+    }
+
+    async fn compare_and_swap_within(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<u64, StoreError> {
+        let revision = self
+            .inner
+            .compare_and_swap_within(expected_revision, next, limits)
+            .await?;
+        self.report(next);
         Ok(revision)
     }
 

@@ -262,6 +262,15 @@ pub struct EngineInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error: Option<String>,
+    /// The user who created the engine; absent for engines recorded before
+    /// rucat knew users, which only admins see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub owner: Option<String>,
+    /// Groups whose members may see and act on the engine besides its
+    /// owner (and admins); only the owner or an admin may change them.
+    #[serde(default)]
+    pub share_with_groups: BTreeSet<String>,
 }
 
 impl From<&EngineRecord> for EngineInfo {
@@ -283,6 +292,8 @@ impl From<&EngineRecord> for EngineInfo {
                 .error
                 .clone()
                 .filter(|_| r.state.is_error() || r.state.is_cleaning_up()),
+            owner: r.owner.clone(),
+            share_with_groups: r.share_with_groups.clone(),
         }
     }
 }
@@ -375,6 +386,44 @@ mod tests {
             "the reason outlives the cleanup"
         );
         assert_eq!(r.next_action_at, None);
+    }
+
+    #[test]
+    fn owner_and_groups_show_and_legacy_records_read_back() {
+        let now = Timestamp::from_millis(1000);
+        let mut r = record(now);
+        let legacy = serde_json::to_value(&r).unwrap();
+        assert!(legacy.get("owner").is_none(), "{legacy}");
+        assert!(legacy.get("share_with_groups").is_none(), "{legacy}");
+        let info = serde_json::to_value(EngineInfo::from(&r)).unwrap();
+        assert!(info.get("owner").is_none(), "legacy: no owner, {info}");
+        assert_eq!(info["share_with_groups"], serde_json::json!([]));
+
+        r.owner = Some("alice".into());
+        r.share_with_groups = ["data".to_owned()].into();
+        let info = serde_json::to_value(EngineInfo::from(&r)).unwrap();
+        assert_eq!(info["owner"], "alice");
+        assert_eq!(info["share_with_groups"], serde_json::json!(["data"]));
+        let back: EngineRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+
+        // A record written before owners existed: no owner, no groups.
+        let mut old = legacy;
+        if let Some(fields) = old.as_object_mut() {
+            fields.remove("owner");
+            fields.remove("share_with_groups");
+        }
+        let read: EngineRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(read.owner, None);
+        assert!(read.share_with_groups.is_empty());
+        // And the seed's view of an engine still reads as one.
+        let seed = serde_json::json!({
+            "id": r.id(), "name": "e", "engine_type": "Spark", "version": "4.3.0",
+            "state": "Running", "configs": {},
+            "create_time": "2025-11-24T16:00:00.123Z", "update_time": "2025-11-24T16:00:00.123Z",
+        });
+        let info: EngineInfo = serde_json::from_value(seed).unwrap();
+        assert_eq!((info.owner, info.share_with_groups.len()), (None, 0));
     }
 
     #[test]

@@ -1,19 +1,30 @@
 //! The user's operations on engines — create, get, list, stop, restart,
-//! delete — as a library, so the REST server and any embedding application
-//! share one implementation of the rules.
+//! delete, share — as a library, so the REST server, the Spark Connect
+//! gateway and any embedding application share one implementation of the
+//! rules.
 //!
 //! Every change is a compare-and-swap on the record read just before it, so a
 //! user action racing a monitor (or another user) never overwrites what it did
 //! not see; on a conflict the action reads again and re-decides.
+//!
+//! Each operation comes twice: `…_as(&Identity, …)` for a caller the server
+//! authenticated, which sees and acts only on what [`Identity::may_see`]
+//! allows (anything else is [`EngineError::NotFound`], exactly like a
+//! missing engine, so ids do not leak) and is held to its [`Quotas`]; and
+//! the identity-less original, for embedding applications, which acts as
+//! the application itself: every engine, no quota. Both run the same code.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use crate::engine::{EngineId, EngineRecord};
+use crate::identity::Identity;
 use crate::metrics::MonitorMetrics;
-use crate::request::{CreateEngineRequest, ValidationError};
+use crate::quota::{Limits, QuotaExceeded, Quotas, counts_as_running};
+use crate::request::{CreateEngineRequest, ValidationError, validate_groups};
 use crate::state::{EngineState, Event, Transition, transition};
 use crate::store::{PageQuery, Store, StoreError};
 use crate::time::Timestamp;
@@ -29,6 +40,8 @@ const WAIT_POLL: Duration = Duration::from_millis(20);
 pub enum EngineError {
     #[error("invalid request: {0}")]
     Invalid(#[from] ValidationError),
+    /// No such engine, or none the caller may see: the two are told apart
+    /// to no one, so a user cannot probe for other users' ids.
     #[error("engine {0} not found")]
     NotFound(EngineId),
     /// The action is not allowed in the engine's current state.
@@ -41,6 +54,13 @@ pub enum EngineError {
     /// Lost the compare-and-swap race too many times in a row.
     #[error("engine {0} is changing too fast; try again")]
     Contended(EngineId),
+    /// The caller may see the engine (it is shared with a group of theirs)
+    /// but not do this to it, which only its owner or an admin may.
+    #[error("only the owner of engine {id} or an admin may {action} it")]
+    Forbidden { id: EngineId, action: &'static str },
+    /// The write would take the engine's owner past a quota; nothing changed.
+    #[error(transparent)]
+    QuotaExceeded(QuotaExceeded),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -49,6 +69,7 @@ impl From<StoreError> for EngineError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound(id) => Self::NotFound(id),
+            StoreError::QuotaExceeded(exceeded) => Self::QuotaExceeded(exceeded),
             other => Self::Store(other),
         }
     }
@@ -69,12 +90,45 @@ pub enum WaitError {
     Engine(#[from] EngineError),
 }
 
+/// Who an operation acts for.
+#[derive(Clone, Copy)]
+enum Caller<'a> {
+    /// The embedding application (the identity-less methods): sees every
+    /// engine and has no quota, as before rucat knew users.
+    System,
+    As(&'a Identity),
+}
+
+impl Caller<'_> {
+    fn may_see(self, record: &EngineRecord) -> bool {
+        match self {
+            Self::System => true,
+            Self::As(who) => who.may_see(record),
+        }
+    }
+
+    fn may_share(self, record: &EngineRecord) -> bool {
+        match self {
+            Self::System => true,
+            Self::As(who) => who.may_share(record),
+        }
+    }
+}
+
+/// The write an operation decided on, for [`Engines::retrying`].
+enum Write {
+    Delete,
+    /// Replace the record, held to the limits if given.
+    Replace(Box<EngineRecord>, Option<Limits>),
+}
+
 /// User-facing engine operations over a [`Store`].
 #[derive(Clone)]
 pub struct Engines {
     store: Arc<dyn Store>,
     wake: Option<Arc<Notify>>,
     metrics: Option<Arc<MonitorMetrics>>,
+    quotas: Arc<Quotas>,
 }
 
 impl Engines {
@@ -83,6 +137,7 @@ impl Engines {
             store,
             wake: None,
             metrics: None,
+            quotas: Arc::default(),
         }
     }
 
@@ -102,24 +157,63 @@ impl Engines {
         self
     }
 
+    /// Holds the `_as` operations to `quotas` (none by default): creating
+    /// counts against the creator's `max_engines` and `max_running`, a
+    /// restart against the owner's `max_running`, each checked by the store
+    /// in the same atomic step as the write.
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = Arc::new(quotas);
+        self
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    /// Validates and records a new engine in `WaitToStart`; a monitor starts it.
+    /// Validates and records a new engine in `WaitToStart`; a monitor starts
+    /// it. The engine has no owner, so only admins see it through the API.
     pub async fn create(&self, request: CreateEngineRequest) -> Result<EngineId, EngineError> {
-        let spec = request.validate()?;
-        let record = EngineRecord::new(spec, Timestamp::now());
-        self.store.insert(&record).await?;
+        self.create_for(Caller::System, request).await
+    }
+
+    /// [`Self::create`] for `who`, who becomes the engine's owner, shared
+    /// with the request's `share_with_groups`; refused with
+    /// [`EngineError::QuotaExceeded`] if `who` is at a limit.
+    pub async fn create_as(
+        &self,
+        who: &Identity,
+        request: CreateEngineRequest,
+    ) -> Result<EngineId, EngineError> {
+        self.create_for(Caller::As(who), request).await
+    }
+
+    async fn create_for(
+        &self,
+        who: Caller<'_>,
+        request: CreateEngineRequest,
+    ) -> Result<EngineId, EngineError> {
+        let (spec, groups) = request.validate_with_groups()?;
+        let mut record = EngineRecord::new(spec, Timestamp::now());
+        record.share_with_groups = groups;
+        match who {
+            Caller::System => self.store.insert(&record).await?,
+            Caller::As(who) => {
+                record.owner = Some(who.name.clone());
+                let limits = self.quotas.limits_for(who);
+                self.store.insert_within(&record, &limits).await?;
+            }
+        }
         self.nudge();
         Ok(record.spec.id)
     }
 
     pub async fn get(&self, id: &EngineId) -> Result<EngineRecord, EngineError> {
-        self.store
-            .get(id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(id.clone()))
+        self.visible(Caller::System, id).await
+    }
+
+    /// The engine, if `who` may see it; [`EngineError::NotFound`] otherwise.
+    pub async fn get_as(&self, who: &Identity, id: &EngineId) -> Result<EngineRecord, EngineError> {
+        self.visible(Caller::As(who), id).await
     }
 
     pub async fn list(&self) -> Result<Vec<EngineRecord>, EngineError> {
@@ -138,18 +232,52 @@ impl Engines {
         Ok(self.store.page_ids(query).await?)
     }
 
+    /// [`Self::page_ids`] of the engines `who` may see: `query` as given
+    /// (with its `owner` filter, an admin's `?owner=`), narrowed to `who`'s
+    /// visibility whatever `query.visible_to` says.
+    pub async fn page_ids_as(
+        &self,
+        who: &Identity,
+        query: &PageQuery,
+    ) -> Result<Vec<EngineId>, EngineError> {
+        let query = PageQuery {
+            visible_to: who.visibility(),
+            ..query.clone()
+        };
+        Ok(self.store.page_ids(&query).await?)
+    }
+
     pub async fn stop(&self, id: &EngineId) -> Result<(), EngineError> {
-        self.act(id, Event::Stop).await
+        self.act(Caller::System, id, Event::Stop).await
+    }
+
+    pub async fn stop_as(&self, who: &Identity, id: &EngineId) -> Result<(), EngineError> {
+        self.act(Caller::As(who), id, Event::Stop).await
     }
 
     pub async fn restart(&self, id: &EngineId) -> Result<(), EngineError> {
-        self.act(id, Event::Restart).await
+        self.act(Caller::System, id, Event::Restart).await
+    }
+
+    /// [`Self::restart`] as `who`. A restart makes the engine count as
+    /// running again, so it is held to its owner's `max_running`: `who`'s
+    /// own limits when `who` owns it; when someone else does (an admin, a
+    /// member of a group it is shared with), the owner's limits as known
+    /// from the name alone (their user override or the default: the
+    /// owner's groups are not known while someone else acts). An engine
+    /// without an owner has no quota.
+    pub async fn restart_as(&self, who: &Identity, id: &EngineId) -> Result<(), EngineError> {
+        self.act(Caller::As(who), id, Event::Restart).await
     }
 
     /// Forgets the engine. Allowed only where it holds no resources
     /// (`WaitToStart`, `Terminated`, `ErrorClean`): a running engine is stopped first.
     pub async fn delete(&self, id: &EngineId) -> Result<(), EngineError> {
-        self.act(id, Event::Delete).await
+        self.act(Caller::System, id, Event::Delete).await
+    }
+
+    pub async fn delete_as(&self, who: &Identity, id: &EngineId) -> Result<(), EngineError> {
+        self.act(Caller::As(who), id, Event::Delete).await
     }
 
     /// Forgets an engine whose resources are being released (stopping, or
@@ -160,25 +288,60 @@ impl Engines {
     /// nothing is held (`WaitToStart`, `Terminated`, `ErrorClean`) it is
     /// [`Self::delete`]; a starting or running engine must be stopped first.
     pub async fn force_delete(&self, id: &EngineId) -> Result<EngineRecord, EngineError> {
-        for _ in 0..MAX_ATTEMPTS {
-            let record = self.get(id).await?;
+        self.force_delete_for(Caller::System, id).await
+    }
+
+    pub async fn force_delete_as(
+        &self,
+        who: &Identity,
+        id: &EngineId,
+    ) -> Result<EngineRecord, EngineError> {
+        self.force_delete_for(Caller::As(who), id).await
+    }
+
+    async fn force_delete_for(
+        &self,
+        who: Caller<'_>,
+        id: &EngineId,
+    ) -> Result<EngineRecord, EngineError> {
+        self.retrying(who, id, |record| {
             if !record.state.is_cleaning_up() {
-                transition(record.state, Event::Delete).map_err(|e| EngineError::InvalidState {
+                allowed(record, Event::Delete)?;
+            }
+            Ok((Some(Write::Delete), record.clone()))
+        })
+        .await
+    }
+
+    /// Replaces the groups the engine is shared with (validated as a create
+    /// request's `share_with_groups`). Only its owner or an admin may: a
+    /// member of a group it is shared with gets [`EngineError::Forbidden`],
+    /// anyone else [`EngineError::NotFound`]. Changes nothing else, in any
+    /// state; giving the groups it already has writes nothing.
+    pub async fn share_as(
+        &self,
+        who: &Identity,
+        id: &EngineId,
+        groups: BTreeSet<String>,
+    ) -> Result<(), EngineError> {
+        let groups = validate_groups(&groups.into_iter().collect::<Vec<_>>())?;
+        let who = Caller::As(who);
+        self.retrying(who, id, |record| {
+            if !who.may_share(record) {
+                return Err(EngineError::Forbidden {
                     id: id.clone(),
-                    action: Event::Delete,
-                    state: e.state,
-                })?;
+                    action: "share",
+                });
             }
-            match self.store.delete(id, record.revision).await {
-                Ok(()) => {
-                    self.nudge();
-                    return Ok(record);
-                }
-                Err(StoreError::Conflict(_)) => continue,
-                Err(other) => return Err(other.into()),
+            if record.share_with_groups == groups {
+                return Ok((None, ()));
             }
-        }
-        Err(EngineError::Contended(id.clone()))
+            let mut next = record.clone();
+            next.share_with_groups = groups.clone();
+            next.update_time = Timestamp::now();
+            Ok((Some(Write::Replace(Box::new(next), None)), ()))
+        })
+        .await
     }
 
     /// Waits until the engine is in `state`, for applications that drive
@@ -206,35 +369,88 @@ impl Engines {
         }
     }
 
-    async fn act(&self, id: &EngineId, action: Event) -> Result<(), EngineError> {
+    /// The engine, if `who` may see it: an engine they may not see is
+    /// missing, to them.
+    async fn visible(&self, who: Caller<'_>, id: &EngineId) -> Result<EngineRecord, EngineError> {
+        match self.store.get(id).await? {
+            Some(record) if who.may_see(&record) => Ok(record),
+            _ => Err(EngineError::NotFound(id.clone())),
+        }
+    }
+
+    /// A user action (stop, restart, delete) as the state machine allows it.
+    async fn act(&self, who: Caller<'_>, id: &EngineId, action: Event) -> Result<(), EngineError> {
+        let moved = self
+            .retrying(who, id, |record| {
+                let state = match allowed(record, action)? {
+                    Transition::Removed => return Ok((Some(Write::Delete), None)),
+                    Transition::To(state) => state,
+                };
+                let now = Timestamp::now();
+                let mut next = record.clone();
+                next.enter(state, now);
+                // The user's decision supersedes a monitor's claim: the
+                // claimant's release will fail its compare-and-swap.
+                next.lease = None;
+                let starts = counts_as_running(state) && !counts_as_running(record.state);
+                let limits = starts.then(|| self.limits_of_owner(who, record)).flatten();
+                let moved = (record.state, state, record.state_since, now);
+                Ok((Some(Write::Replace(Box::new(next), limits)), Some(moved)))
+            })
+            .await?;
+        if let (Some((from, to, since, now)), Some(metrics)) = (moved, &self.metrics) {
+            metrics.transition(from, to, since, now);
+        }
+        Ok(())
+    }
+
+    /// The limits a write that makes `record` count as running is held to:
+    /// its owner's (see [`Self::restart_as`]); `None` where none apply.
+    fn limits_of_owner(&self, who: Caller<'_>, record: &EngineRecord) -> Option<Limits> {
+        let (Caller::As(who), Some(owner)) = (who, record.owner.as_deref()) else {
+            return None;
+        };
+        let limits = if who.name == owner {
+            self.quotas.limits_for(who)
+        } else {
+            self.quotas
+                .limits_for(&Identity::user(owner, Vec::<String>::new()))
+        };
+        (!limits.is_unlimited()).then_some(limits)
+    }
+
+    /// The one retry loop of every change: reads the engine as `who` may
+    /// see it, lets `decide` choose a write (or none) and what to return,
+    /// and does the write as a compare-and-swap on the revision read; on a
+    /// lost race, reads again and decides again, at most
+    /// [`MAX_ATTEMPTS`] times.
+    async fn retrying<T>(
+        &self,
+        who: Caller<'_>,
+        id: &EngineId,
+        mut decide: impl FnMut(&EngineRecord) -> Result<(Option<Write>, T), EngineError>,
+    ) -> Result<T, EngineError> {
         for _ in 0..MAX_ATTEMPTS {
-            let mut record = self.get(id).await?;
-            let next = transition(record.state, action).map_err(|e| EngineError::InvalidState {
-                id: id.clone(),
-                action,
-                state: e.state,
-            })?;
-            let written = match next {
-                Transition::Removed => self.store.delete(id, record.revision).await,
-                Transition::To(state) => {
-                    let (revision, from, since) =
-                        (record.revision, record.state, record.state_since);
-                    let now = Timestamp::now();
-                    record.enter(state, now);
-                    // The user's decision supersedes a monitor's claim: the
-                    // claimant's release will fail its compare-and-swap.
-                    record.lease = None;
-                    let written = self.store.compare_and_swap(revision, &record).await;
-                    if let (Ok(_), Some(metrics)) = (&written, &self.metrics) {
-                        metrics.transition(from, state, since, now);
-                    }
-                    written.map(drop)
-                }
+            let record = self.visible(who, id).await?;
+            let (write, out) = decide(&record)?;
+            let written = match write {
+                None => return Ok(out),
+                Some(Write::Delete) => self.store.delete(id, record.revision).await,
+                Some(Write::Replace(next, None)) => self
+                    .store
+                    .compare_and_swap(record.revision, &next)
+                    .await
+                    .map(drop),
+                Some(Write::Replace(next, Some(limits))) => self
+                    .store
+                    .compare_and_swap_within(record.revision, &next, &limits)
+                    .await
+                    .map(drop),
             };
             match written {
                 Ok(()) => {
                     self.nudge();
-                    return Ok(());
+                    return Ok(out);
                 }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(other) => return Err(other.into()),
@@ -248,6 +464,15 @@ impl Engines {
             wake.notify_one();
         }
     }
+}
+
+/// Where `action` takes `record`, if the state machine allows it there.
+fn allowed(record: &EngineRecord, action: Event) -> Result<Transition, EngineError> {
+    transition(record.state, action).map_err(|e| EngineError::InvalidState {
+        id: record.id().clone(),
+        action,
+        state: e.state,
+    })
 }
 
 #[cfg(test)]
@@ -436,5 +661,342 @@ mod tests {
             }
         }
         assert_eq!(ok, 1);
+    }
+
+    /// The identities of the who-may-do-what matrix: an admin, the owner,
+    /// a member of the group the shared engine is shared with, and another
+    /// user.
+    fn cast() -> [(&'static str, Identity); 4] {
+        [
+            ("admin", Identity::admin("root")),
+            ("owner", Identity::user("alice", ["data"])),
+            ("member", Identity::user("bob", ["data", "ml"])),
+            ("other", Identity::user("carol", ["ops"])),
+        ]
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Kind {
+        /// Alice's, shared with nobody.
+        Own,
+        /// Alice's, shared with `data`.
+        Shared,
+        /// Created without an identity: no owner.
+        Legacy,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Outcome {
+        Done,
+        NotFound,
+        Forbidden,
+    }
+
+    fn outcome<T: std::fmt::Debug>(id: &EngineId, result: Result<T, EngineError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Done,
+            Err(EngineError::NotFound(ref missing)) => {
+                assert_eq!(missing, id);
+                // Word for word what a missing engine gets.
+                let err = result.unwrap_err().to_string();
+                assert_eq!(err, EngineError::NotFound(id.clone()).to_string());
+                Outcome::NotFound
+            }
+            Err(EngineError::Forbidden { .. }) => Outcome::Forbidden,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A fresh engine of `kind`, in `state` (Terminated by a stop).
+    async fn fresh(engines: &Engines, kind: Kind, stopped: bool) -> EngineId {
+        let alice = Identity::user("alice", ["data"]);
+        let id = match kind {
+            Kind::Own => engines.create_as(&alice, request("own")).await,
+            Kind::Shared => {
+                let shared = request("shared").shared_with("data");
+                engines.create_as(&alice, shared).await
+            }
+            Kind::Legacy => engines.create(request("legacy")).await,
+        }
+        .unwrap();
+        if stopped {
+            engines.stop(&id).await.unwrap();
+        }
+        id
+    }
+
+    #[tokio::test]
+    async fn who_may_do_what() {
+        let engines = engines();
+        for (role, who) in cast() {
+            for kind in [Kind::Own, Kind::Shared, Kind::Legacy] {
+                let sees = match role {
+                    "admin" => true,
+                    "owner" => kind != Kind::Legacy,
+                    "member" => kind == Kind::Shared,
+                    _ => false,
+                };
+                let acts = if sees {
+                    Outcome::Done
+                } else {
+                    Outcome::NotFound
+                };
+                let shares = match role {
+                    "admin" => Outcome::Done,
+                    "owner" if kind != Kind::Legacy => Outcome::Done,
+                    _ if sees => Outcome::Forbidden,
+                    _ => Outcome::NotFound,
+                };
+                let case = format!("{role} on {kind:?}");
+                let id = fresh(&engines, kind, false).await;
+                assert_eq!(
+                    outcome(&id, engines.get_as(&who, &id).await),
+                    acts,
+                    "get: {case}"
+                );
+                let listed = engines
+                    .page_ids_as(&who, &PageQuery::first(1000))
+                    .await
+                    .unwrap()
+                    .contains(&id);
+                assert_eq!(listed, sees, "list: {case}");
+                let groups = BTreeSet::from(["ml".to_owned()]);
+                assert_eq!(
+                    outcome(&id, engines.share_as(&who, &id, groups).await),
+                    shares,
+                    "share: {case}"
+                );
+                assert_eq!(
+                    outcome(&id, engines.stop_as(&who, &id).await),
+                    acts,
+                    "stop: {case}"
+                );
+
+                let id = fresh(&engines, kind, true).await;
+                let restarted = engines.restart_as(&who, &id).await;
+                assert_eq!(outcome(&id, restarted), acts, "restart: {case}");
+                let id = fresh(&engines, kind, false).await;
+                assert_eq!(
+                    outcome(&id, engines.delete_as(&who, &id).await),
+                    acts,
+                    "delete: {case}"
+                );
+                let id = fresh(&engines, kind, false).await;
+                let removed = engines.force_delete_as(&who, &id).await;
+                assert_eq!(outcome(&id, removed), acts, "force delete: {case}");
+            }
+        }
+        // What those who may not see an engine get is what a missing one gets.
+        let ghost = EngineId::generate();
+        let (_, carol) = &cast()[3];
+        assert_eq!(
+            outcome(&ghost, engines.get_as(carol, &ghost).await),
+            Outcome::NotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn created_engines_record_owner_and_groups() {
+        let engines = engines();
+        let alice = Identity::user("alice", ["data"]);
+        let asked = request("a").shared_with("ml").shared_with("data");
+        let id = engines.create_as(&alice, asked).await.unwrap();
+        let record = engines.get_as(&alice, &id).await.unwrap();
+        assert_eq!(record.owner.as_deref(), Some("alice"));
+        let info = crate::EngineInfo::from(&record);
+        assert_eq!(info.owner.as_deref(), Some("alice"));
+        assert_eq!(
+            info.share_with_groups.into_iter().collect::<Vec<_>>(),
+            ["data", "ml"]
+        );
+        let legacy = engines.create(request("b")).await.unwrap();
+        assert_eq!(engines.get(&legacy).await.unwrap().owner, None);
+
+        let bad = request("c").shared_with("has space");
+        let err = engines.create_as(&alice, bad).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Invalid(ref v) if v.field == "share_with_groups[0]"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sharing_changes_who_sees_the_engine_and_nothing_else() {
+        let engines = engines();
+        let alice = Identity::user("alice", Vec::<String>::new());
+        let bob = Identity::user("bob", ["ml"]);
+        let id = engines.create_as(&alice, request("a")).await.unwrap();
+        assert!(matches!(
+            engines.get_as(&bob, &id).await,
+            Err(EngineError::NotFound(_))
+        ));
+        let before = engines.get(&id).await.unwrap();
+        engines
+            .share_as(&alice, &id, BTreeSet::from(["ml".to_owned()]))
+            .await
+            .unwrap();
+        let shared = engines.get_as(&bob, &id).await.unwrap();
+        assert_eq!(shared.revision, before.revision + 1);
+        assert_eq!(
+            (shared.state, &shared.spec, &shared.owner),
+            (before.state, &before.spec, &before.owner)
+        );
+        // The same groups again: nothing to write.
+        engines
+            .share_as(&alice, &id, BTreeSet::from(["ml".to_owned()]))
+            .await
+            .unwrap();
+        assert_eq!(engines.get(&id).await.unwrap().revision, shared.revision);
+        // Bob sees it but may not share it further.
+        let err = engines
+            .share_as(
+                &bob,
+                &id,
+                BTreeSet::from(["ml".to_owned(), "ops".to_owned()]),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::Forbidden {
+                    action: "share",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("only the owner"), "{err}");
+        let err = engines
+            .share_as(&alice, &id, BTreeSet::from([" ".to_owned()]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, EngineError::Invalid(ref v) if v.field == "share_with_groups[0]"),
+            "{err:?}"
+        );
+        engines
+            .share_as(&alice, &id, BTreeSet::new())
+            .await
+            .unwrap();
+        assert!(engines.get_as(&bob, &id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn pages_list_what_the_caller_may_see_and_admins_filter_by_owner() {
+        let engines = engines();
+        let alice = Identity::user("alice", ["data"]);
+        let bob = Identity::user("bob", ["data"]);
+        let admin = Identity::admin("root");
+        let a = engines.create_as(&alice, request("a")).await.unwrap();
+        let shared = request("s").shared_with("data");
+        let s = engines.create_as(&alice, shared).await.unwrap();
+        let b = engines.create_as(&bob, request("b")).await.unwrap();
+        let legacy = engines.create(request("l")).await.unwrap();
+        let page = |who: &Identity, owner: Option<&str>| {
+            let (engines, who) = (engines.clone(), who.clone());
+            let query = PageQuery {
+                owner: owner.map(str::to_owned),
+                // Ignored: the caller's own visibility applies.
+                visible_to: Identity::admin("x").visibility(),
+                ..PageQuery::first(100)
+            };
+            async move { engines.page_ids_as(&who, &query).await.unwrap() }
+        };
+        assert_eq!(
+            page(&admin, None).await,
+            [a.clone(), s.clone(), b.clone(), legacy]
+        );
+        assert_eq!(page(&admin, Some("alice")).await, [a.clone(), s.clone()]);
+        assert_eq!(page(&alice, None).await, [a.clone(), s.clone()]);
+        assert_eq!(page(&bob, None).await, [s.clone(), b.clone()]);
+        assert_eq!(page(&bob, Some("alice")).await, [s]);
+        assert!(
+            page(&Identity::user("carol", ["ops"]), None)
+                .await
+                .is_empty()
+        );
+    }
+
+    fn quotas(json: &str) -> Quotas {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[tokio::test]
+    async fn creates_and_restarts_are_held_to_the_owners_quotas() {
+        let engines = engines().with_quotas(quotas(
+            r#"{"default": {"max_engines": 3, "max_running": 1},
+                "groups": {"big": {"max_running": 5}}}"#,
+        ));
+        let alice = Identity::user("alice", ["data"]);
+        let bob = Identity::user("bob", ["data"]);
+        let admin = Identity::admin("root");
+        let first = engines
+            .create_as(&alice, request("a").shared_with("data"))
+            .await
+            .unwrap();
+        // A new engine starts, so it counts as running too.
+        let err = engines.create_as(&alice, request("b")).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::QuotaExceeded(QuotaExceeded {
+                    quota: crate::quota::QuotaKind::MaxRunning,
+                    count: 1,
+                    limit: 1
+                })
+            ),
+            "{err:?}"
+        );
+        engines.stop_as(&alice, &first).await.unwrap();
+        let shared = request("c").shared_with("data");
+        let second = engines.create_as(&alice, shared).await.unwrap();
+        // Restarting the first while the second starts: over max_running,
+        // for the owner, a group member and an admin alike.
+        for who in [&alice, &bob, &admin] {
+            let err = engines.restart_as(who, &first).await.unwrap_err();
+            assert!(
+                matches!(err, EngineError::QuotaExceeded(_)),
+                "{who}: {err:?}"
+            );
+        }
+        assert_eq!(
+            engines.get(&first).await.unwrap().state,
+            EngineState::Terminated,
+            "a refused restart changes nothing"
+        );
+        // Stopping never is refused; then the restart fits.
+        engines.stop_as(&bob, &second).await.unwrap();
+        engines.restart_as(&bob, &first).await.unwrap();
+        // max_engines: a third engine, then no fourth.
+        engines.stop_as(&alice, &first).await.unwrap();
+        engines.create_as(&alice, request("d")).await.unwrap();
+        let err = engines.create_as(&alice, request("e")).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::QuotaExceeded(QuotaExceeded {
+                    quota: crate::quota::QuotaKind::MaxEngines,
+                    count: 3,
+                    limit: 3
+                })
+            ),
+            "{err:?}"
+        );
+        // Bob's engines are counted apart; the identity-less create has no quota.
+        engines.create_as(&bob, request("f")).await.unwrap();
+        for name in ["g", "h", "i", "j"] {
+            engines.create(request(name)).await.unwrap();
+        }
+        // A group override raises the owner's own limit; another acting
+        // for the owner knows only the owner's name, so the default applies.
+        let carol = Identity::user("carol", ["big"]);
+        let c1 = engines.create_as(&carol, request("c1")).await.unwrap();
+        let c2 = engines.create_as(&carol, request("c2")).await.unwrap();
+        engines.stop_as(&carol, &c2).await.unwrap();
+        let err = engines.restart_as(&admin, &c2).await.unwrap_err();
+        assert!(matches!(err, EngineError::QuotaExceeded(_)), "{err:?}");
+        engines.restart_as(&carol, &c2).await.unwrap();
+        engines.stop_as(&carol, &c1).await.unwrap();
     }
 }

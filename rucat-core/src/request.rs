@@ -4,6 +4,8 @@
 //! stored engine is always one rucat can try to run and a bad request gets an
 //! error that names the field and the reason.
 
+use std::collections::BTreeSet;
+
 use serde::Deserialize;
 
 use crate::engine::{Configs, EngineId, EngineSpec, EngineType};
@@ -36,6 +38,12 @@ pub struct CreateEngineRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::configs_schema))]
     pub configs: Configs,
+    /// Groups whose members may see and act on the engine besides its
+    /// owner (at most 32; each 1 to 64 characters without whitespace or
+    /// control characters). The owner may change them later.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
+    pub share_with_groups: Vec<String>,
 }
 
 /// A request field that is not acceptable, and why.
@@ -60,6 +68,8 @@ pub const MAX_NAME_LEN: usize = 63;
 pub(crate) const MAX_CONFIG_KEY_LEN: usize = 256;
 pub(crate) const MAX_CONFIG_VALUE_LEN: usize = 8192;
 pub(crate) const MAX_CONFIGS: usize = 256;
+pub const MAX_GROUP_LEN: usize = 64;
+pub const MAX_SHARED_GROUPS: usize = 32;
 
 /// Spark properties that rucat (or its resource manager) sets itself: where the
 /// engine listens, which master it uses and where it writes. A user value would
@@ -104,6 +114,7 @@ impl CreateEngineRequest {
             engine_type: EngineType::Spark.name().to_owned(),
             version: version.into(),
             configs: Configs::new(),
+            share_with_groups: Vec::new(),
         }
     }
 
@@ -112,9 +123,21 @@ impl CreateEngineRequest {
         self
     }
 
+    pub fn shared_with(mut self, group: impl Into<String>) -> Self {
+        self.share_with_groups.push(group.into());
+        self
+    }
+
     /// Checks every field and, if all are fine, gives the spec of a new engine
-    /// with a fresh id.
+    /// with a fresh id. `share_with_groups` is checked too, but is no part
+    /// of a spec (it says who may reach the engine, not how to run it):
+    /// [`Self::validate_with_groups`] gives it as well.
     pub fn validate(self) -> Result<EngineSpec, ValidationError> {
+        self.validate_with_groups().map(|(spec, _)| spec)
+    }
+
+    /// [`Self::validate`], and the groups the engine is to be shared with.
+    pub fn validate_with_groups(self) -> Result<(EngineSpec, BTreeSet<String>), ValidationError> {
         validate_name(&self.name)?;
         let engine_type = EngineType::from_name(&self.engine_type).ok_or_else(|| {
             let known: Vec<&str> = EngineType::ALL.iter().map(|t| t.name()).collect();
@@ -140,15 +163,48 @@ impl CreateEngineRequest {
             EngineType::Spark => {}
         }
         validate_configs(&self.configs)?;
-        Ok(EngineSpec {
+        let groups = validate_groups(&self.share_with_groups)?;
+        let spec = EngineSpec {
             id: EngineId::generate(),
             name: self.name,
             engine_type,
             version: self.version,
             configs: self.configs,
             token: None,
-        })
+        };
+        Ok((spec, groups))
     }
+}
+
+/// Checks the groups an engine is to be shared with (`share_with_groups`
+/// of a create request, or a later change of them) and gives them as a set:
+/// at most [`MAX_SHARED_GROUPS`], each 1 to [`MAX_GROUP_LEN`] characters
+/// without whitespace or control characters (they are matched against the
+/// groups identity providers report, and appear in logs). The error names
+/// the offending entry, e.g. `share_with_groups[2]`.
+pub fn validate_groups<S: AsRef<str>>(groups: &[S]) -> Result<BTreeSet<String>, ValidationError> {
+    if groups.len() > MAX_SHARED_GROUPS {
+        return Err(ValidationError::new(
+            "share_with_groups",
+            format!("at most {MAX_SHARED_GROUPS} groups, got {}", groups.len()),
+        ));
+    }
+    for (i, group) in groups.iter().enumerate() {
+        let group = group.as_ref();
+        let chars = group.chars().count();
+        let reason = if chars == 0 || chars > MAX_GROUP_LEN {
+            format!("a group name is 1 to {MAX_GROUP_LEN} characters, got {chars}")
+        } else if group.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            "a group name may not contain whitespace or control characters".to_owned()
+        } else {
+            continue;
+        };
+        return Err(ValidationError::new(
+            format!("share_with_groups[{i}]"),
+            reason,
+        ));
+    }
+    Ok(groups.iter().map(|g| g.as_ref().to_owned()).collect())
 }
 
 fn validate_name(name: &str) -> Result<(), ValidationError> {
@@ -230,6 +286,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            share_with_groups: Vec::new(),
         }
     }
 
@@ -307,6 +364,43 @@ mod tests {
         assert_eq!(
             field_of(request("a", "Spark", "4.3.0", &[("", "x")])),
             "configs"
+        );
+    }
+
+    #[test]
+    fn shared_groups_are_checked_and_named_by_index() {
+        let shared = |groups: &[&str]| {
+            let mut r = request("a", "Spark", "4.3.0", &[]);
+            r.share_with_groups = groups.iter().map(|g| g.to_string()).collect();
+            r.validate_with_groups()
+        };
+        let (_, groups) = shared(&["data", "ml", "data", &"g".repeat(64), "ünï"]).unwrap();
+        assert_eq!(groups.len(), 4, "duplicates collapse: {groups:?}");
+        let long = "g".repeat(65);
+        for (groups, field) in [
+            (&["ok", "ok2", ""][..], "share_with_groups[2]"),
+            (&["a b"][..], "share_with_groups[0]"),
+            (&["ok", "tab\there"][..], "share_with_groups[1]"),
+            (&["ok", "nl\n"][..], "share_with_groups[1]"),
+            (&[long.as_str()][..], "share_with_groups[0]"),
+        ] {
+            assert_eq!(shared(groups).unwrap_err().field, field, "{groups:?}");
+        }
+        let many: Vec<String> = (0..33).map(|i| format!("g{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let err = shared(&many).unwrap_err();
+        assert_eq!(err.field, "share_with_groups");
+        assert!(shared(&many[..32]).is_ok());
+        let parsed: CreateEngineRequest = serde_json::from_str(
+            r#"{"name":"a","engine_type":"Spark","version":"4.3.0","share_with_groups":["x"]}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.share_with_groups, ["x"]);
+        assert!(
+            CreateEngineRequest::spark("a", "4.3.0")
+                .shared_with("x")
+                .validate()
+                .is_ok()
         );
     }
 

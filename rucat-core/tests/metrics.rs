@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
+use rucat_core::Limits;
 use rucat_core::engine::Lease;
 use rucat_core::metrics::{EngineStates, MonitorMetrics, ResourceMetrics};
 use rucat_core::resource::{InstantResourceManager, MeasuredResourceManager};
@@ -231,6 +232,23 @@ impl Interfering {
 impl Store for Interfering {
     async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
         self.inner.insert(record).await
+    }
+    async fn insert_within(
+        &self,
+        record: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
+        self.inner.insert_within(record, limits).await
+    }
+    async fn compare_and_swap_within(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<u64, StoreError> {
+        self.inner
+            .compare_and_swap_within(expected_revision, next, limits)
+            .await
     }
     async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
         self.inner.get(id).await

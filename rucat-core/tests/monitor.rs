@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rucat_core::Limits;
 use rucat_core::engine::Lease;
 use rucat_core::resource::InstantResourceManager;
 use rucat_core::store::MemoryStore;
@@ -596,6 +597,25 @@ impl Store for CountingStore {
     async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.insert(record).await
+    }
+    async fn insert_within(
+        &self,
+        record: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert_within(record, limits).await
+    }
+    async fn compare_and_swap_within(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<u64, StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .compare_and_swap_within(expected_revision, next, limits)
+            .await
     }
     async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
         self.inner.get(id).await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{TestServer, create_body, expect_error, parts};
 use reqwest::{Method, StatusCode};
-use rucat_core::{EngineId, EngineRecord, EngineState, Store, StoreError, Timestamp};
+use rucat_core::{EngineId, EngineRecord, EngineState, Limits, Store, StoreError, Timestamp};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -836,6 +836,17 @@ impl Store for BrokenStore {
     async fn insert(&self, _: &EngineRecord) -> Result<(), StoreError> {
         Err((self.0)())
     }
+    async fn insert_within(&self, _: &EngineRecord, _: &Limits) -> Result<(), StoreError> {
+        Err((self.0)())
+    }
+    async fn compare_and_swap_within(
+        &self,
+        _: u64,
+        _: &EngineRecord,
+        _: &Limits,
+    ) -> Result<u64, StoreError> {
+        Err((self.0)())
+    }
     async fn get(&self, _: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
         Err((self.0)())
     }
@@ -908,6 +919,21 @@ struct RacyStore(rucat_core::store::MemoryStore);
 impl Store for RacyStore {
     async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
         self.0.insert(record).await
+    }
+    async fn insert_within(
+        &self,
+        record: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
+        self.0.insert_within(record, limits).await
+    }
+    async fn compare_and_swap_within(
+        &self,
+        _: u64,
+        next: &EngineRecord,
+        _: &Limits,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Conflict(next.id().clone()))
     }
     async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
         self.0.get(id).await

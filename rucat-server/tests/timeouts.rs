@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hyper_util::service::TowerToHyperService;
-use rucat_core::{EngineId, EngineRecord, Engines, Store, StoreError, Timestamp};
+use rucat_core::{EngineId, EngineRecord, Engines, Limits, Store, StoreError, Timestamp};
 use rucat_server::api;
 use rucat_server::serve::{self, Protocol, Timeouts};
 use serde_json::{Value, json};
@@ -247,6 +247,17 @@ struct Hanging;
 #[async_trait]
 impl Store for Hanging {
     async fn insert(&self, _: &EngineRecord) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn insert_within(&self, _: &EngineRecord, _: &Limits) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn compare_and_swap_within(
+        &self,
+        _: u64,
+        _: &EngineRecord,
+        _: &Limits,
+    ) -> Result<u64, StoreError> {
         std::future::pending().await
     }
     async fn get(&self, _: &EngineId) -> Result<Option<EngineRecord>, StoreError> {

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rucat_core::EngineState;
 use rucat_core::engine::Lease;
-use rucat_core::store::{Store, StoreError};
+use rucat_core::store::{PageQuery, Store, StoreError};
+use rucat_core::{EngineRecord, EngineState, Identity, Limits};
 use rucat_store::sqlite::{OpenFailure, SCHEMA_VERSION, SqliteStore};
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -318,4 +318,179 @@ fn due_uses_its_index() {
     let plan = plan.join("\n");
     assert!(plan.contains("engines_due"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+}
+
+/// A file as rucat wrote it before owners existed: schema version 2, as
+/// its two migrations made it, with engines whose JSON has no owner.
+const SCHEMA_2: &str = "PRAGMA journal_mode = WAL;
+    CREATE TABLE engines (
+        id TEXT PRIMARY KEY NOT NULL,
+        revision INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        create_time INTEGER NOT NULL,
+        lease_owner TEXT,
+        lease_expires_at INTEGER,
+        next_action_at INTEGER,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX engines_due ON engines (next_action_at, id)
+        WHERE next_action_at IS NOT NULL;
+    CREATE INDEX engines_state ON engines (state, id);
+    PRAGMA user_version = 2;";
+
+/// Writes `record` into a schema-2 file as that rucat did (all but its
+/// JSON, which a schema-2 build wrote without `owner` and groups unless
+/// it already knew them).
+fn insert_at_schema_2(conn: &Connection, record: &EngineRecord) {
+    let mut stored = record.clone();
+    stored.revision = 1;
+    conn.execute(
+        "INSERT INTO engines (id, revision, state, create_time, next_action_at, record) \
+         VALUES (?1, 1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![
+            record.id().as_str(),
+            record.state.name(),
+            record.create_time.as_millis(),
+            record.next_action_at.map(|t| t.as_millis()),
+            serde_json::to_string(&stored).unwrap(),
+        ],
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_file_from_before_owners_is_migrated_on_open() {
+    let (_dir, path) = db();
+    let legacy = engine("legacy");
+    // The JSON of a record without owner or groups is what rucat wrote
+    // before it knew users.
+    let json = serde_json::to_value(&legacy).unwrap();
+    assert!(json.get("owner").is_none() && json.get("share_with_groups").is_none());
+    // One written by a build that knew owners but not this schema.
+    let mut known = engine("known");
+    known.owner = Some("alice".into());
+    known.share_with_groups = ["data".to_owned()].into();
+    {
+        let conn = inspect(&path);
+        conn.execute_batch(SCHEMA_2).unwrap();
+        insert_at_schema_2(&conn, &legacy);
+        insert_at_schema_2(&conn, &known);
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    let version: i64 = inspect(&path)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let read = store.get(legacy.id()).await.unwrap().unwrap();
+    assert_eq!((&read.owner, read.share_with_groups.len()), (&None, 0));
+    let columns = |id: &str| {
+        inspect(&path)
+            .query_row(
+                "SELECT owner, shared FROM engines WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                    ))
+                },
+            )
+            .unwrap()
+    };
+    assert_eq!(columns(legacy.id().as_str()), (None, None));
+    assert_eq!(
+        columns(known.id().as_str()),
+        (Some("alice".to_owned()), Some(r#"["data"]"#.to_owned()))
+    );
+
+    // Only an unfiltered page lists the legacy engine; the other is found
+    // by its owner and by its group.
+    let page = |query: PageQuery| {
+        let store = &store;
+        async move { store.page_ids(&query).await.unwrap() }
+    };
+    assert_eq!(page(PageQuery::first(10)).await.len(), 2);
+    let alices = PageQuery {
+        owner: Some("alice".into()),
+        ..PageQuery::first(10)
+    };
+    assert_eq!(page(alices).await, [known.id().clone()]);
+    for who in [
+        Identity::user("alice", Vec::<String>::new()),
+        Identity::user("bob", ["data"]),
+    ] {
+        let visible = PageQuery {
+            visible_to: who.visibility(),
+            ..PageQuery::first(10)
+        };
+        assert_eq!(page(visible).await, [known.id().clone()], "{who}");
+    }
+    let nobody = PageQuery {
+        visible_to: Identity::user("carol", ["ops"]).visibility(),
+        ..PageQuery::first(10)
+    };
+    assert!(page(nobody).await.is_empty());
+
+    // Old engines go on being written; new ones count against quotas.
+    let mut stopped = read.clone();
+    stopped.enter(EngineState::Terminated, T0);
+    store.compare_and_swap(1, &stopped).await.unwrap();
+    assert_eq!(columns(legacy.id().as_str()), (None, None));
+    let mut alices_new = engine("new");
+    alices_new.owner = Some("alice".into());
+    let one = Limits {
+        owner: "alice".into(),
+        max_engines: Some(1),
+        max_running: None,
+    };
+    let err = store.insert_within(&alices_new, &one).await.unwrap_err();
+    assert!(matches!(err, StoreError::QuotaExceeded(_)), "{err:?}");
+    let two = Limits {
+        max_engines: Some(2),
+        ..one
+    };
+    store.insert_within(&alices_new, &two).await.unwrap();
+}
+
+/// The groups table follows every write of a shared engine, in the
+/// statement that writes it: what a group's pages read.
+#[tokio::test]
+async fn engine_shares_follow_groups_state_and_deletion() {
+    let (_dir, path) = db();
+    let store = SqliteStore::open(&path).unwrap();
+    let shares = || {
+        let conn = inspect(&path);
+        let mut stmt = conn
+            .prepare("SELECT group_name, state, owner FROM engine_shares ORDER BY group_name")
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok(format!(
+                "{}/{}/{}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?.unwrap_or_default()
+            ))
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+    };
+    let mut e = engine("shared");
+    e.owner = Some("alice".into());
+    e.share_with_groups = ["data".to_owned(), "ml".to_owned()].into();
+    store.insert(&e).await.unwrap();
+    assert_eq!(shares(), ["data/WaitToStart/alice", "ml/WaitToStart/alice"]);
+    e.enter(EngineState::Terminated, T0);
+    e.share_with_groups = ["ops".to_owned()].into();
+    store.compare_and_swap(1, &e).await.unwrap();
+    assert_eq!(shares(), ["ops/Terminated/alice"]);
+    e.share_with_groups.clear();
+    store.compare_and_swap(2, &e).await.unwrap();
+    assert!(shares().is_empty());
+    e.share_with_groups = ["data".to_owned()].into();
+    store.compare_and_swap(3, &e).await.unwrap();
+    assert_eq!(shares(), ["data/Terminated/alice"]);
+    store.delete(e.id(), 4).await.unwrap();
+    assert!(shares().is_empty());
 }

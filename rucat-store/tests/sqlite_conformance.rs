@@ -32,6 +32,11 @@ impl Harness for SqliteHarness {
     fn durable(&self) -> bool {
         true
     }
+
+    /// Two stores on one file, as two processes have them.
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
 rucat_core::conformance_tests!(SqliteHarness::new());

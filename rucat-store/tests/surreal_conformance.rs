@@ -104,6 +104,11 @@ mod server {
         fn durable(&self) -> bool {
             true
         }
+
+        /// Two clients of the server, as two rucat processes have them.
+        fn shared(&self) -> bool {
+            true
+        }
     }
 
     rucat_core::conformance_tests!(ServerHarness::new());

@@ -13,8 +13,8 @@ use rucat_store::{SurrealConfig, SurrealStore};
 use support::surreal_server::{Storage, SurrealServer, unique_database};
 use support::{T0, engine};
 
-/// Some engines in several states, some due, so the planner sees a table
-/// that is not empty.
+/// Some engines in several states, some due, some owned and shared, so the
+/// planner sees tables that are not empty.
 async fn fill(store: &SurrealStore) {
     let states = [
         EngineState::Running,
@@ -23,6 +23,10 @@ async fn fill(store: &SurrealStore) {
     ];
     for i in 0..30 {
         let mut e = engine(&format!("plan{i}"));
+        e.owner = ["alice", "bob"].get(i % 3).map(|o| o.to_string());
+        if i % 2 == 0 {
+            e.share_with_groups = ["alice".to_owned(), "ml".to_owned()].into();
+        }
         e.enter(
             states[i % states.len()],
             T0.plus(Duration::from_secs(i as u64)),
@@ -83,6 +87,43 @@ fn check(plans: &[(String, String)]) {
     // due engine.
     has("due", &["IndexScan", "index: engine_due", "Limit"]);
     lacks("due", &["TableScan", "SortByKey"]);
+    // Owners' and groups' pages: a walk of their index from `after`, in
+    // its order, stopping at the limit (filtered by owner when asked).
+    has(
+        "page_owned_in_state",
+        &[
+            "IndexScan",
+            "index: engine_owner",
+            "['alice', 'Running'] MoreThan",
+            "limit: $limit",
+        ],
+    );
+    has(
+        "page_shared_in_state",
+        &[
+            "IndexScan",
+            "index: engine_share_walk",
+            "['alice', 'Running'] MoreThan",
+            "limit: $limit",
+        ],
+    );
+    has(
+        "page_shared_owned_in_state",
+        &["IndexScan", "index: engine_share_walk", "Limit"],
+    );
+    for name in [
+        "page_owned_in_state",
+        "page_shared_in_state",
+        "page_shared_owned_in_state",
+    ] {
+        lacks(name, &["TableScan", "SortByKey", "SortTopK"]);
+    }
+    // A quota check's count reads the owner's entries of `engine_owner`.
+    has(
+        "usage",
+        &["IndexScan", "index: engine_owner", "access: ['alice']"],
+    );
+    lacks("usage", &["TableScan"]);
 }
 
 #[tokio::test]

@@ -59,9 +59,8 @@ impl Watcher {
     ) -> Result<Sweep, StoreError> {
         let mut sweep = Sweep::default();
         let mut query = PageQuery {
-            after: None,
-            limit: PAGE,
             states: vec![EngineState::Running],
+            ..PageQuery::first(PAGE)
         };
         loop {
             let page = self.store.page(&query).await?;

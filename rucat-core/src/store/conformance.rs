@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use super::{PageQuery, Store, StoreError};
 use crate::change::{Change, ChangeSink};
 use crate::engine::{EngineId, EngineRecord, EngineSpec, EngineType, Lease};
+use crate::identity::Identity;
+use crate::quota::{Limits, QuotaExceeded, QuotaKind};
 use crate::state::EngineState;
 use crate::time::Timestamp;
 
@@ -25,6 +27,13 @@ pub trait Harness: Send + Sync {
     async fn open(&self) -> Arc<dyn Store>;
     /// Whether the data outlives every handle (checked by [`survives_reopen`]).
     fn durable(&self) -> bool;
+    /// Whether two handles from [`Harness::open`] may be used at once on the
+    /// same data, as two processes sharing one database do (one SQLite
+    /// file, one SurrealDB server). The quota races then run across two
+    /// handles, where the store's own locks are no help.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// One `#[tokio::test]` per check, each with a fresh harness from `$harness`.
@@ -49,6 +58,11 @@ macro_rules! conformance_tests {
             pages_filter_by_state,
             counts_by_state,
             pages_under_concurrent_writes_list_each_lasting_engine_once,
+            quota_checks_count_the_owner_and_what_the_write_adds,
+            concurrent_inserts_within_a_quota_leave_exactly_the_limit,
+            concurrent_restarts_within_a_quota_leave_exactly_the_limit,
+            pages_filter_by_owner_and_visibility,
+            legacy_records_without_an_owner_read_back,
         );
     };
     (@tests $harness:expr; $($check:ident),+ $(,)?) => {
@@ -487,9 +501,8 @@ pub async fn pages_filter_by_state(h: &dyn Harness) {
         let expected = ids_of(inserted.iter().filter(|r| wanted.contains(&r.state)));
         for limit in [1, 3, 100] {
             let query = PageQuery {
-                after: None,
-                limit,
                 states: wanted.to_vec(),
+                ..PageQuery::first(limit)
             };
             assert_eq!(walk(store.as_ref(), &query).await, expected, "{query:?}");
             let first = store.page_ids(&query).await.unwrap();
@@ -497,9 +510,8 @@ pub async fn pages_filter_by_state(h: &dyn Harness) {
         }
         if expected.len() > 2 {
             let query = PageQuery {
-                after: Some(expected[1].clone()),
-                limit: 100,
                 states: wanted.to_vec(),
+                ..PageQuery::first(100).continue_after(expected[1].clone())
             };
             assert_eq!(store.page_ids(&query).await.unwrap(), expected[2..]);
         }
@@ -612,9 +624,8 @@ pub async fn pages_under_concurrent_writes_list_each_lasting_engine_once(h: &dyn
     let queries = [
         PageQuery::first(2),
         PageQuery {
-            after: None,
-            limit: 2,
             states: in_filter.to_vec(),
+            ..PageQuery::first(2)
         },
     ];
     let mut walks = Vec::new();
@@ -650,5 +661,377 @@ pub async fn pages_under_concurrent_writes_list_each_lasting_engine_once(h: &dyn
                 e.spec.name
             );
         }
+    }
+}
+
+/// `name`, owned by `owner` (none: a legacy engine), shared with `groups`,
+/// in `state`.
+fn owned(name: &str, owner: Option<&str>, groups: &[&str], state: EngineState) -> EngineRecord {
+    let mut e = engine(name, T0);
+    e.owner = owner.map(str::to_owned);
+    e.share_with_groups = groups.iter().map(|g| g.to_string()).collect();
+    e.enter(state, T0);
+    e
+}
+
+fn limits(owner: &str, max_engines: Option<u64>, max_running: Option<u64>) -> Limits {
+    Limits {
+        owner: owner.to_owned(),
+        max_engines,
+        max_running,
+    }
+}
+
+fn exceeded(result: Result<impl std::fmt::Debug, StoreError>) -> QuotaExceeded {
+    match result {
+        Err(StoreError::QuotaExceeded(exceeded)) => exceeded,
+        other => panic!("expected QuotaExceeded, got {other:?}"),
+    }
+}
+
+/// Two handles on the same data if the harness allows it, else one twice.
+async fn two_handles(h: &dyn Harness) -> [Arc<dyn Store>; 2] {
+    let first = h.open().await;
+    let second = if h.shared() {
+        h.open().await
+    } else {
+        Arc::clone(&first)
+    };
+    [first, second]
+}
+
+/// The rule of [`Limits::check`], applied by the store to what it holds:
+/// only the owner's engines count (not other users', not legacy ones); an
+/// insert counts against `max_engines`, a write that makes an engine count
+/// as running against `max_running`, and the engine written never counts
+/// against itself; a stale fence is a conflict before any quota; a refused
+/// write changes nothing; a write that adds nothing always passes.
+pub async fn quota_checks_count_the_owner_and_what_the_write_adds(h: &dyn Harness) {
+    let store = h.open().await;
+    let (running, stopped) = (EngineState::Running, EngineState::Terminated);
+    let alice = limits("alice", Some(2), Some(1));
+    for (name, owner) in [("bob", Some("bob")), ("legacy", None)] {
+        for i in 0..3 {
+            let e = owned(&format!("{name}{i}"), owner, &[], running);
+            store
+                .insert_within(&e, &limits(name, None, None))
+                .await
+                .unwrap();
+        }
+    }
+    let a1 = owned("a1", Some("alice"), &[], running);
+    store.insert_within(&a1, &alice).await.unwrap();
+    let a2 = owned("a2", Some("alice"), &[], stopped);
+    store.insert_within(&a2, &alice).await.unwrap();
+    let a3 = owned("a3", Some("alice"), &[], stopped);
+    assert_eq!(
+        exceeded(store.insert_within(&a3, &alice).await),
+        QuotaExceeded {
+            quota: QuotaKind::MaxEngines,
+            count: 2,
+            limit: 2
+        }
+    );
+    assert_eq!(store.get(a3.id()).await.unwrap(), None, "nothing written");
+    store
+        .insert_within(&a3, &limits("alice", None, None))
+        .await
+        .expect("no limit, no count");
+
+    // a2 restarted while a1 runs: over max_running, and nothing changes.
+    let mut restarted = a2.clone();
+    restarted.enter(EngineState::WaitToStart, T0);
+    assert_eq!(
+        exceeded(store.compare_and_swap_within(1, &restarted, &alice).await),
+        QuotaExceeded {
+            quota: QuotaKind::MaxRunning,
+            count: 1,
+            limit: 1
+        }
+    );
+    let got = store.get(a2.id()).await.unwrap().unwrap();
+    assert_eq!((got.state, got.revision), (stopped, 1));
+    // A stale fence is a conflict first; a missing engine is not found.
+    let err = store
+        .compare_and_swap_within(7, &restarted, &alice)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let ghost = owned("ghost", Some("alice"), &[], EngineState::WaitToStart);
+    let err = store
+        .compare_and_swap_within(1, &ghost, &alice)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    // a1, running, written as running again: it does not count against itself.
+    let mut again = a1.clone();
+    again.update_time = T0.plus(Duration::from_secs(1));
+    assert_eq!(
+        store
+            .compare_and_swap_within(1, &again, &alice)
+            .await
+            .unwrap(),
+        2
+    );
+    // Stopping a1 adds nothing and passes, even over a lowered quota.
+    let mut stopping = again.clone();
+    stopping.enter(EngineState::WaitToTerminate, T0);
+    assert_eq!(
+        store
+            .compare_and_swap_within(2, &stopping, &limits("alice", Some(0), Some(0)))
+            .await
+            .unwrap(),
+        3
+    );
+    // Now a2 may start: a1 no longer counts as running.
+    assert_eq!(
+        store
+            .compare_and_swap_within(1, &restarted, &alice)
+            .await
+            .unwrap(),
+        2
+    );
+    // Another user's count is their own.
+    let b = owned("b-new", Some("bob"), &[], EngineState::WaitToStart);
+    let err = exceeded(store.insert_within(&b, &limits("bob", Some(3), None)).await);
+    assert_eq!((err.quota, err.count), (QuotaKind::MaxEngines, 3));
+    store
+        .insert_within(&b, &limits("bob", Some(4), Some(4)))
+        .await
+        .unwrap();
+    let err = store.insert_within(&b, &alice).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::AlreadyExists(_) | StoreError::QuotaExceeded(_)
+        ),
+        "{err:?}"
+    );
+}
+
+/// Awaits `tasks` (writes against a limit of 3), and how many of them
+/// succeeded; each of the others must have been refused as over `quota`,
+/// at 3 of 3, not failed any other way.
+async fn settle<T: std::fmt::Debug>(
+    tasks: Vec<tokio::task::JoinHandle<Result<T, StoreError>>>,
+    quota: QuotaKind,
+) -> usize {
+    let mut written = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => written += 1,
+            Err(StoreError::QuotaExceeded(exceeded)) => assert_eq!(
+                exceeded,
+                QuotaExceeded {
+                    quota,
+                    count: 3,
+                    limit: 3
+                }
+            ),
+            Err(other) => panic!("a refused write must be QuotaExceeded, got {other:?}"),
+        }
+    }
+    written
+}
+
+/// Quotas hold under concurrency: 20 creates at once for one owner with
+/// `max_engines` 3, spread over two handles where the harness allows it,
+/// leave exactly 3 engines; the other 17 are refused, each saying 3 of 3.
+pub async fn concurrent_inserts_within_a_quota_leave_exactly_the_limit(h: &dyn Harness) {
+    let stores = two_handles(h).await;
+    // Engines of others, which must not count.
+    stores[0]
+        .insert(&owned("bobs", Some("bob"), &[], EngineState::Running))
+        .await
+        .unwrap();
+    stores[0]
+        .insert(&owned("legacy", None, &[], EngineState::Running))
+        .await
+        .unwrap();
+    let quota = limits("alice", Some(3), None);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = Arc::clone(&stores[i % 2]);
+            let quota = quota.clone();
+            let e = owned(
+                &format!("q{i}"),
+                Some("alice"),
+                &[],
+                EngineState::WaitToStart,
+            );
+            tokio::spawn(async move { store.insert_within(&e, &quota).await })
+        })
+        .collect();
+    assert_eq!(settle(tasks, QuotaKind::MaxEngines).await, 3);
+    for store in &stores {
+        let alices = PageQuery {
+            owner: Some("alice".into()),
+            ..PageQuery::first(100)
+        };
+        assert_eq!(store.page_ids(&alices).await.unwrap().len(), 3);
+        assert_eq!(store.list().await.unwrap().len(), 5);
+    }
+}
+
+/// The same for `max_running`, with restarts: 20 stopped engines of one
+/// owner restarted at once (`Terminated` to `WaitToStart`) with
+/// `max_running` 3 leave exactly 3 starting.
+pub async fn concurrent_restarts_within_a_quota_leave_exactly_the_limit(h: &dyn Harness) {
+    let stores = two_handles(h).await;
+    let mut stopped = Vec::new();
+    for i in 0..20 {
+        let e = owned(
+            &format!("r{i}"),
+            Some("alice"),
+            &[],
+            EngineState::Terminated,
+        );
+        stores[0].insert(&e).await.unwrap();
+        stopped.push(e);
+    }
+    stores[0]
+        .insert(&owned("bobs", Some("bob"), &[], EngineState::Running))
+        .await
+        .unwrap();
+    let quota = limits("alice", Some(20), Some(3));
+    let tasks: Vec<_> = stopped
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            let store = Arc::clone(&stores[i % 2]);
+            let quota = quota.clone();
+            e.enter(EngineState::WaitToStart, T0.plus(Duration::from_secs(1)));
+            tokio::spawn(async move {
+                let written = store.compare_and_swap_within(1, &e, &quota).await;
+                written.inspect(|revision| assert_eq!(*revision, 2))
+            })
+        })
+        .collect();
+    assert_eq!(settle(tasks, QuotaKind::MaxRunning).await, 3);
+    let starting = PageQuery {
+        owner: Some("alice".into()),
+        states: vec![EngineState::WaitToStart],
+        ..PageQuery::first(100)
+    };
+    for store in &stores {
+        assert_eq!(store.page_ids(&starting).await.unwrap().len(), 3);
+    }
+}
+
+/// `owner` and `visible_to` in pages: exactly what [`PageQuery::admits`]
+/// keeps, in id order, complete across pages, alone and with states; and
+/// the pages follow writes that change an engine's groups or state.
+pub async fn pages_filter_by_owner_and_visibility(h: &dyn Harness) {
+    let store = h.open().await;
+    use EngineState::{Running, Terminated, WaitToStart};
+    let specs: [(Option<&str>, &[&str], EngineState); 10] = [
+        (Some("alice"), &[], Running),
+        (Some("alice"), &["data"], Terminated),
+        (Some("bob"), &["data", "ml"], Running),
+        (Some("bob"), &[], Running),
+        (None, &[], Running),
+        (Some("alice"), &["ml"], WaitToStart),
+        (Some("carol"), &["ops"], Terminated),
+        (Some("bob"), &["ml"], Terminated),
+        (None, &["data"], Running),
+        (Some("alice"), &["data", "ops"], Running),
+    ];
+    let mut inserted = Vec::new();
+    for round in 0..2 {
+        for (i, (owner, groups, state)) in specs.iter().enumerate() {
+            let e = owned(&format!("v{round}-{i}"), *owner, groups, *state);
+            store.insert(&e).await.unwrap();
+            inserted.push(e);
+        }
+    }
+    let visible = |who: Identity| who.visibility();
+    let queries: Vec<(Option<&str>, Option<crate::identity::Visibility>)> = vec![
+        (Some("alice"), None),
+        (Some("nobody"), None),
+        (None, visible(Identity::user("alice", Vec::<String>::new()))),
+        (None, visible(Identity::user("bob", ["data"]))),
+        (None, visible(Identity::user("dave", ["ml", "ops"]))),
+        (None, visible(Identity::user("erin", ["nothing"]))),
+        (Some("alice"), visible(Identity::user("bob", ["ml", "ops"]))),
+        (Some("bob"), visible(Identity::user("bob", ["ops"]))),
+        (
+            Some("carol"),
+            visible(Identity::user("dave", Vec::<String>::new())),
+        ),
+    ];
+    let state_sets: [&[EngineState]; 3] = [&[], &[Running], &[Terminated, WaitToStart]];
+    let check = |inserted: Vec<EngineRecord>| {
+        let store = Arc::clone(&store);
+        let queries = queries.clone();
+        async move {
+            for (owner, visible_to) in &queries {
+                for states in state_sets {
+                    let base = PageQuery {
+                        owner: owner.map(str::to_owned),
+                        visible_to: visible_to.clone(),
+                        states: states.to_vec(),
+                        ..PageQuery::first(1)
+                    };
+                    let expected = ids_of(inserted.iter().filter(|r| base.admits(r)));
+                    for limit in [1, 2, 100] {
+                        let query = PageQuery {
+                            limit,
+                            ..base.clone()
+                        };
+                        assert_eq!(walk(store.as_ref(), &query).await, expected, "{query:?}");
+                        let first = store.page_ids(&query).await.unwrap();
+                        assert_eq!(first, expected[..limit.min(expected.len())], "{query:?}");
+                    }
+                }
+            }
+        }
+    };
+    check(inserted.clone()).await;
+
+    // Share one engine differently, move another's state, delete a third.
+    let mut reshared = inserted[1].clone();
+    reshared.share_with_groups = ["ml".to_owned()].into();
+    reshared.revision = store.compare_and_swap(1, &reshared).await.unwrap();
+    inserted[1] = reshared;
+    let mut unshared = inserted[2].clone();
+    unshared.share_with_groups.clear();
+    unshared.enter(Terminated, T0);
+    unshared.revision = store.compare_and_swap(1, &unshared).await.unwrap();
+    inserted[2] = unshared;
+    let mut moved = inserted[9].clone();
+    moved.enter(Terminated, T0);
+    moved.revision = store.compare_and_swap(1, &moved).await.unwrap();
+    inserted[9] = moved;
+    let gone = inserted.remove(12);
+    store.delete(gone.id(), 1).await.unwrap();
+    check(inserted).await;
+}
+
+/// A record written before engines had owners (no `owner`, no groups)
+/// reads back as one without, and only unfiltered pages list it.
+pub async fn legacy_records_without_an_owner_read_back(h: &dyn Harness) {
+    let store = h.open().await;
+    let legacy = owned("legacy", None, &[], EngineState::Running);
+    store.insert(&legacy).await.unwrap();
+    let got = store.get(legacy.id()).await.unwrap().unwrap();
+    assert_eq!((got.owner, got.share_with_groups.len()), (None, 0));
+    assert_eq!(
+        store.page_ids(&PageQuery::first(10)).await.unwrap(),
+        [legacy.id().clone()]
+    );
+    for query in [
+        PageQuery {
+            owner: Some(String::new()),
+            ..PageQuery::first(10)
+        },
+        PageQuery {
+            visible_to: Identity::user("", [""]).visibility(),
+            ..PageQuery::first(10)
+        },
+    ] {
+        assert!(
+            store.page_ids(&query).await.unwrap().is_empty(),
+            "{query:?}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use super::{PageQuery, Store, StoreError, tally};
 use crate::change::{ChangeSink, ChangeSinks};
 use crate::engine::{EngineId, EngineRecord};
+use crate::quota::{Limits, Usage};
 use crate::state::EngineState;
 use crate::time::Timestamp;
 
@@ -47,7 +48,20 @@ fn check_revision(
     }
 }
 
-/// The engines of `query`'s page: a walk of the map from `query.after`.
+/// `limits.owner`'s engines other than `except`, counted under the lock
+/// that the write then happens under: a walk of every engine, which is fine
+/// for a store in memory.
+fn usage(engines: &BTreeMap<EngineId, EngineRecord>, limits: &Limits, except: &EngineId) -> Usage {
+    let mut usage = Usage::default();
+    engines
+        .values()
+        .filter(|r| r.id() != except && r.owner.as_deref() == Some(limits.owner.as_str()))
+        .for_each(|r| usage.add(r));
+    usage
+}
+
+/// The engines of `query`'s page: a walk of the map from `query.after`,
+/// filtered (in memory, a scan of what follows `after` costs little).
 fn page<'a>(
     engines: &'a BTreeMap<EngineId, EngineRecord>,
     query: &'a PageQuery,
@@ -66,10 +80,24 @@ fn page<'a>(
 #[async_trait]
 impl Store for MemoryStore {
     async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
+        self.insert_within(record, &Limits::none("")).await
+    }
+
+    async fn insert_within(
+        &self,
+        record: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
         {
             let mut engines = self.engines();
             if engines.contains_key(record.id()) {
                 return Err(StoreError::AlreadyExists(record.id().clone()));
+            }
+            if !limits.is_unlimited() {
+                let usage = usage(&engines, limits, record.id());
+                limits
+                    .check(usage, record, true)
+                    .map_err(StoreError::QuotaExceeded)?;
             }
             let mut stored = record.clone();
             stored.revision = 1;
@@ -108,9 +136,25 @@ impl Store for MemoryStore {
         expected_revision: u64,
         next: &EngineRecord,
     ) -> Result<u64, StoreError> {
+        self.compare_and_swap_within(expected_revision, next, &Limits::none(""))
+            .await
+    }
+
+    async fn compare_and_swap_within(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<u64, StoreError> {
         let revision = {
             let mut engines = self.engines();
             check_revision(engines.get(next.id()), next.id(), expected_revision)?;
+            if !limits.is_unlimited() {
+                let usage = usage(&engines, limits, next.id());
+                limits
+                    .check(usage, next, false)
+                    .map_err(StoreError::QuotaExceeded)?;
+            }
             let mut stored = next.clone();
             stored.revision = expected_revision + 1;
             engines.insert(next.id().clone(), stored);
@@ -177,6 +221,23 @@ mod tests {
         impl Store for Required {
             async fn insert(&self, record: &EngineRecord) -> Result<(), StoreError> {
                 self.0.insert(record).await
+            }
+            async fn insert_within(
+                &self,
+                record: &EngineRecord,
+                limits: &Limits,
+            ) -> Result<(), StoreError> {
+                self.0.insert_within(record, limits).await
+            }
+            async fn compare_and_swap_within(
+                &self,
+                expected_revision: u64,
+                next: &EngineRecord,
+                limits: &Limits,
+            ) -> Result<u64, StoreError> {
+                self.0
+                    .compare_and_swap_within(expected_revision, next, limits)
+                    .await
             }
             async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
                 self.0.get(id).await

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 
 use crate::change::ChangeSink;
 use crate::engine::{EngineId, EngineRecord};
+use crate::identity::Visibility;
+use crate::quota::{Limits, QuotaExceeded, Usage, counts_as_running};
 use crate::state::EngineState;
 use crate::time::Timestamp;
 
@@ -38,6 +40,11 @@ pub enum StoreError {
     /// Stored data cannot be read back as an engine.
     #[error("stored engine {id} is unreadable: {reason}")]
     Corrupt { id: String, reason: String },
+    /// A quota-checked write ([`Store::insert_within`],
+    /// [`Store::compare_and_swap_within`]) would take its owner past a
+    /// limit; nothing was written.
+    #[error(transparent)]
+    QuotaExceeded(QuotaExceeded),
 }
 
 /// Which engines a page holds: `GET /engines` and the monitor's resync read pages.
@@ -54,6 +61,32 @@ pub struct PageQuery {
     pub limit: usize,
     /// Only engines in one of these states; empty means every state.
     pub states: Vec<EngineState>,
+    /// Only engines this non-admin may see: theirs and those shared with
+    /// one of their groups (see [`crate::Identity::visibility`]). `None`
+    /// lists every engine, as an admin sees them.
+    pub visible_to: Option<Visibility>,
+    /// Only engines this user owns (an admin's `?owner=`); legacy engines
+    /// without an owner never match.
+    pub owner: Option<String>,
+}
+
+/// One source of a page's engines, each an index walk in id order: a
+/// backend answers a page by walking each (per state asked for, see
+/// [`PageQuery::distinct_states`]) from `after` for at most `limit`
+/// engines, and merging by id. The union of the walks is exactly what
+/// [`PageQuery::admits`] keeps, so no engine the caller may not see is
+/// read, however many there are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walk<'a> {
+    /// Every engine.
+    Every,
+    /// The engines this user owns.
+    OwnedBy(&'a str),
+    /// The engines shared with `group`; only those of `owner`, if given.
+    SharedWith {
+        group: &'a str,
+        owner: Option<&'a str>,
+    },
 }
 
 impl PageQuery {
@@ -63,6 +96,8 @@ impl PageQuery {
             after: None,
             limit,
             states: Vec::new(),
+            visible_to: None,
+            owner: None,
         }
     }
 
@@ -70,6 +105,32 @@ impl PageQuery {
     pub fn admits(&self, record: &EngineRecord) -> bool {
         self.after.as_ref().is_none_or(|after| record.id() > after)
             && (self.states.is_empty() || self.states.contains(&record.state))
+            && self.visible_to.as_ref().is_none_or(|v| v.admits(record))
+            && self
+                .owner
+                .as_deref()
+                .is_none_or(|owner| record.owner.as_deref() == Some(owner))
+    }
+
+    /// The walks whose union is this query's engines (see [`Walk`]): every
+    /// engine; one owner's; or, for a non-admin, their own and one walk per
+    /// group of theirs (of `owner` only, when an owner other than
+    /// themselves is asked for). A non-admin without groups asking for
+    /// someone else's engines has no walk at all: the page is empty.
+    pub fn walks(&self) -> Vec<Walk<'_>> {
+        match (self.owner.as_deref(), &self.visible_to) {
+            (None, None) => vec![Walk::Every],
+            (Some(owner), None) => vec![Walk::OwnedBy(owner)],
+            (Some(owner), Some(v)) if owner == v.user => vec![Walk::OwnedBy(owner)],
+            (owner, Some(v)) => {
+                let own = owner.is_none().then_some(Walk::OwnedBy(v.user.as_str()));
+                let shared = v.groups.iter().map(|group| Walk::SharedWith {
+                    group: group.as_str(),
+                    owner,
+                });
+                own.into_iter().chain(shared).collect()
+            }
+        }
     }
 
     /// The query for the page after one that ended with `last`.
@@ -88,6 +149,19 @@ impl PageQuery {
             .filter(|s| self.states.is_empty() || self.states.contains(s))
             .collect()
     }
+}
+
+/// An owner's [`Usage`] from how many of their engines are in each state,
+/// as a backend counts them from an index (each state at most once).
+pub fn usage_from_counts(counts: impl IntoIterator<Item = (EngineState, u64)>) -> Usage {
+    let mut usage = Usage::default();
+    for (state, n) in counts {
+        usage.engines += n;
+        if counts_as_running(state) {
+            usage.running += n;
+        }
+    }
+    usage
 }
 
 /// Counts `states` as [`Store::count_by_state`] answers: the states seen,
@@ -158,6 +232,35 @@ pub trait Store: Send + Sync + 'static {
     async fn count_by_state(&self) -> Result<Vec<(EngineState, u64)>, StoreError> {
         Ok(tally(self.list().await?.iter().map(|r| r.state)))
     }
+
+    /// Records a new engine as [`Store::insert`] does, unless its owner
+    /// would then break `limits`: counts the engines whose owner is
+    /// `limits.owner` (and how many of them [`crate::quota::counts_as_running`]),
+    /// applies [`Limits::check`] and inserts, all in one atomic step, so that
+    /// of many concurrent inserts for one owner — through this handle or any
+    /// other on the same data — no more pass than the limits allow. Fails
+    /// with [`StoreError::QuotaExceeded`] and writes nothing otherwise. An
+    /// unlimited `limits` is a plain insert. `record` is normally
+    /// `limits.owner`'s; its own `owner` field is not consulted.
+    ///
+    /// There is deliberately no default: counting and then inserting in
+    /// two steps would let parallel creates all pass the count.
+    async fn insert_within(&self, record: &EngineRecord, limits: &Limits)
+    -> Result<(), StoreError>;
+
+    /// [`Store::compare_and_swap`], unless the write would take the owner
+    /// past `limits` (as [`Store::insert_within`], with `next` an update:
+    /// only `max_running` applies, and only if `next` counts as running).
+    /// The fence is checked first: a stale revision is a
+    /// [`StoreError::Conflict`] whatever the quota says. The count leaves
+    /// `next`'s own engine out, so writing a running engine as running
+    /// again never counts it twice.
+    async fn compare_and_swap_within(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<u64, StoreError>;
 
     /// Replaces the engine with `next` if its stored revision is still
     /// `expected_revision`, and returns the new revision, `expected_revision + 1`.

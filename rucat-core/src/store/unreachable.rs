@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use super::{Store, StoreError};
 use crate::engine::{EngineId, EngineRecord};
+use crate::quota::Limits;
 use crate::time::Timestamp;
 
 /// What every operation of [`Unreachable`] fails with. It names a file path,
@@ -22,6 +23,17 @@ fn unavailable() -> StoreError {
 #[async_trait]
 impl Store for Unreachable {
     async fn insert(&self, _: &EngineRecord) -> Result<(), StoreError> {
+        Err(unavailable())
+    }
+    async fn insert_within(&self, _: &EngineRecord, _: &Limits) -> Result<(), StoreError> {
+        Err(unavailable())
+    }
+    async fn compare_and_swap_within(
+        &self,
+        _: u64,
+        _: &EngineRecord,
+        _: &Limits,
+    ) -> Result<u64, StoreError> {
         Err(unavailable())
     }
     async fn get(&self, _: &EngineId) -> Result<Option<EngineRecord>, StoreError> {

@@ -8,6 +8,7 @@
 
 use rucat_core::store::StoreError;
 use rucat_core::{EngineId, EngineRecord, EngineState, Timestamp};
+use rusqlite::ToSql;
 use rusqlite::types::ValueRef;
 
 use super::errors::unavailable;
@@ -30,6 +31,10 @@ pub(super) struct Encoded {
     pub lease_expires_at: Option<i64>,
     pub next_action_at: Option<i64>,
     pub record: String,
+    pub owner: Option<String>,
+    /// The groups the engine is shared with, as a JSON array; `None` when
+    /// it is shared with no one.
+    pub shared: Option<String>,
 }
 
 impl Encoded {
@@ -46,6 +51,13 @@ impl Encoded {
             reason: format!("cannot be encoded: {e}"),
         })?;
         let lease = record.lease.as_ref();
+        let shared = (!record.share_with_groups.is_empty())
+            .then(|| serde_json::to_string(&record.share_with_groups))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                id: id.clone(),
+                reason: format!("the groups cannot be encoded: {e}"),
+            })?;
         Ok(Self {
             id,
             revision,
@@ -55,7 +67,29 @@ impl Encoded {
             lease_expires_at: lease.map(|l| l.expires_at.as_millis()),
             next_action_at: record.next_action_at.map(Timestamp::as_millis),
             record: json,
+            owner: record.owner.clone(),
+            shared,
         })
+    }
+}
+
+impl Encoded {
+    /// The columns, in the order `INSERT` and `UPDATE` bind them (`?1` to
+    /// `?10`): id, revision, state, create_time, lease_owner,
+    /// lease_expires_at, next_action_at, record, owner, shared.
+    pub fn columns(&self) -> [&dyn ToSql; 10] {
+        [
+            &self.id,
+            &self.revision,
+            &self.state,
+            &self.create_time,
+            &self.lease_owner,
+            &self.lease_expires_at,
+            &self.next_action_at,
+            &self.record,
+            &self.owner,
+            &self.shared,
+        ]
     }
 }
 

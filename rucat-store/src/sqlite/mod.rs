@@ -3,7 +3,11 @@
 //! Several processes (a server and a monitor) may open the same file, so the
 //! only coordination between them is SQLite's own locking: every write is a
 //! single atomic statement, and the compare-and-swap lives in the `WHERE`
-//! clause of that statement rather than in a read followed by a write.
+//! clause of that statement rather than in a read followed by a write. The
+//! exception is a quota-checked write, which must count the owner's engines
+//! and write in one step: it runs in a `BEGIN IMMEDIATE` transaction, which
+//! takes the file's write lock before the count, so quota-checked writes in
+//! every process on the file take turns.
 //!
 //! Its change feed is in-process: writes made through this store are reported
 //! to the monitors subscribed to it, which covers a server with its embedded
@@ -20,9 +24,10 @@ use std::fmt;
 use std::path::Path;
 
 use async_trait::async_trait;
-use rucat_core::store::{PageQuery, Store, StoreError};
-use rucat_core::{ChangeSink, ChangeSinks, EngineId, EngineRecord, EngineState, Timestamp};
-use rusqlite::{Connection, params};
+use rucat_core::quota::Usage;
+use rucat_core::store::{PageQuery, Store, StoreError, Walk, usage_from_counts};
+use rucat_core::{ChangeSink, ChangeSinks, EngineId, EngineRecord, EngineState, Limits, Timestamp};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use codec::{Encoded, decode, decode_count, decode_id, select_engines};
 pub use connect::{OpenFailure, SqliteOpenError};
@@ -42,6 +47,33 @@ const PAGE_IN_STATE: &str = select_engines!("WHERE state = ?3 AND id > ?1 ORDER 
 const PAGE_IDS: &str = "SELECT id FROM engines WHERE id > ?1 ORDER BY id LIMIT ?2";
 const PAGE_IDS_IN_STATE: &str =
     "SELECT id FROM engines WHERE state = ?3 AND id > ?1 ORDER BY id LIMIT ?2";
+/// The ids of an owner's (`?3`) engines in state `?4`: a walk of
+/// `engines_owner` from `(?3, ?4, ?1)`.
+const OWNED_IDS: &str =
+    "SELECT id FROM engines WHERE owner = ?3 AND state = ?4 AND id > ?1 ORDER BY id LIMIT ?2";
+/// The ids of the engines shared with group `?3` in state `?4`: a walk of
+/// `engine_shares` from `(?3, ?4, ?1)`.
+const SHARED_IDS: &str = "SELECT id FROM engine_shares \
+     WHERE group_name = ?3 AND state = ?4 AND id > ?1 ORDER BY id LIMIT ?2";
+/// [`SHARED_IDS`] of one owner (`?5`) only (a non-admin asking for someone
+/// else's engines): the same walk, filtered.
+const SHARED_OWNED_IDS: &str = "SELECT id FROM engine_shares \
+     WHERE group_name = ?3 AND state = ?4 AND id > ?1 AND owner = ?5 ORDER BY id LIMIT ?2";
+/// How many of owner `?1`'s engines other than `?2` are in each state: the
+/// usage a quota check counts, from `engines_owner` alone.
+const USAGE: &str =
+    "SELECT state, COUNT(*) FROM engines WHERE owner = ?1 AND id != ?2 GROUP BY state";
+/// The current revision, inside a quota-checked write's transaction.
+const REVISION: &str = "SELECT revision FROM engines WHERE id = ?1";
+const GET: &str = select_engines!("WHERE id = ?1");
+const INSERT: &str = "INSERT INTO engines (id, revision, state, create_time, lease_owner, \
+     lease_expires_at, next_action_at, record, owner, shared) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+/// Binds the columns as [`INSERT`] does, and the expected revision last.
+const UPDATE: &str = "UPDATE engines SET revision = ?2, state = ?3, create_time = ?4, \
+     lease_owner = ?5, lease_expires_at = ?6, next_action_at = ?7, record = ?8, \
+     owner = ?9, shared = ?10 \
+     WHERE id = ?1 AND revision = ?11";
 /// One pass over `engines_state`, the smallest index that holds every state.
 const COUNT_BY_STATE: &str = "SELECT state, COUNT(*) FROM engines GROUP BY state";
 /// Mirrors `EngineRecord::is_due`; the `IS NOT NULL` lets SQLite use the
@@ -113,28 +145,31 @@ impl Store for SqliteStore {
         let row = Encoded::new(record, 1)?;
         let id = record.id().clone();
         self.pool
+            .write(move |conn| insert_row(conn, &row, id))
+            .await?;
+        self.feed.recorded(record, 1);
+        Ok(())
+    }
+
+    async fn insert_within(
+        &self,
+        record: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
+        if limits.is_unlimited() {
+            return self.insert(record).await;
+        }
+        let row = Encoded::new(record, 1)?;
+        let (next, limits) = (record.clone(), limits.clone());
+        self.pool
             .write(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "INSERT INTO engines (id, revision, state, create_time, lease_owner, \
-                         lease_expires_at, next_action_at, record) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )
-                    .map_err(unavailable)?;
-                match stmt.execute(params![
-                    row.id,
-                    row.revision,
-                    row.state,
-                    row.create_time,
-                    row.lease_owner,
-                    row.lease_expires_at,
-                    row.next_action_at,
-                    row.record,
-                ]) {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_primary_key_violation(&e) => Err(StoreError::AlreadyExists(id)),
-                    Err(e) => Err(unavailable(e)),
-                }
+                let tx = write_transaction(conn)?;
+                let usage = usage(&tx, &limits.owner, next.id())?;
+                limits
+                    .check(usage, &next, true)
+                    .map_err(StoreError::QuotaExceeded)?;
+                insert_row(&tx, &row, next.spec.id.clone())?;
+                tx.commit().map_err(unavailable)
             })
             .await?;
         self.feed.recorded(record, 1);
@@ -142,15 +177,7 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
-        self.pool
-            .read_here(|conn| {
-                let mut stmt = conn
-                    .prepare_cached(select_engines!("WHERE id = ?1"))
-                    .map_err(unavailable)?;
-                let mut rows = stmt.query([id.as_str()]).map_err(unavailable)?;
-                rows.next().map_err(unavailable)?.map(decode).transpose()
-            })
-            .await
+        self.pool.read_here(|conn| get_row(conn, id)).await
     }
 
     async fn list(&self) -> Result<Vec<EngineRecord>, StoreError> {
@@ -177,6 +204,21 @@ impl Store for SqliteStore {
 
     async fn page(&self, query: &PageQuery) -> Result<Vec<EngineRecord>, StoreError> {
         let query = query.clone();
+        if query.walks() != [Walk::Every] {
+            return self
+                .pool
+                .read(move |conn| {
+                    let tx = conn.unchecked_transaction().map_err(unavailable)?;
+                    let mut page = Vec::new();
+                    for id in walked_ids(&tx, &query)? {
+                        // Read in the walks' snapshot: every id is there.
+                        page.extend(get_row(&tx, &id)?);
+                    }
+                    tx.finish().map_err(unavailable)?;
+                    Ok(page)
+                })
+                .await;
+        }
         self.pool
             .read(move |conn| {
                 paged(
@@ -192,6 +234,17 @@ impl Store for SqliteStore {
 
     async fn page_ids(&self, query: &PageQuery) -> Result<Vec<EngineId>, StoreError> {
         let query = query.clone();
+        if query.walks() != [Walk::Every] {
+            return self
+                .pool
+                .read(move |conn| {
+                    let tx = conn.unchecked_transaction().map_err(unavailable)?;
+                    let ids = walked_ids(&tx, &query)?;
+                    tx.finish().map_err(unavailable)?;
+                    Ok(ids)
+                })
+                .await;
+        }
         self.pool
             .read(move |conn| {
                 paged(
@@ -232,30 +285,62 @@ impl Store for SqliteStore {
         let revision = self
             .pool
             .write(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "UPDATE engines SET revision = ?3, state = ?4, create_time = ?5, \
-                         lease_owner = ?6, lease_expires_at = ?7, next_action_at = ?8, \
-                         record = ?9 \
-                         WHERE id = ?1 AND revision = ?2",
-                    )
-                    .map_err(unavailable)?;
-                let changed = stmt
-                    .execute(params![
-                        row.id,
-                        expected,
-                        row.revision,
-                        row.state,
-                        row.create_time,
-                        row.lease_owner,
-                        row.lease_expires_at,
-                        row.next_action_at,
-                        row.record,
-                    ])
-                    .map_err(unavailable)?;
-                if changed == 0 {
+                if update_row(conn, expected, &row)? == 0 {
                     return Err(missing_or_conflict(conn, id));
                 }
+                Ok(expected_revision + 1)
+            })
+            .await?;
+        self.feed.recorded(next, revision);
+        Ok(revision)
+    }
+
+    async fn compare_and_swap_within(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<u64, StoreError> {
+        let revisions = stored_revision(expected_revision)
+            .zip(expected_revision.checked_add(1).and_then(stored_revision));
+        let (Some((expected, new)), false) = (revisions, limits.is_unlimited()) else {
+            return self.compare_and_swap(expected_revision, next).await;
+        };
+        let row = Encoded::new(next, new)?;
+        let (written, limits) = (next.clone(), limits.clone());
+        let revision = self
+            .pool
+            .write(move |conn| {
+                let tx = write_transaction(conn)?;
+                let id = written.id();
+                // The fence first: a stale write is a conflict, whatever
+                // the quota says. Under the write lock, the answer holds.
+                let current: Option<i64> = tx
+                    .prepare_cached(REVISION)
+                    .and_then(|mut stmt| {
+                        stmt.query_row([id.as_str()], |row| row.get(0))
+                            .map(Some)
+                            .or_else(|e| match e {
+                                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                                e => Err(e),
+                            })
+                    })
+                    .map_err(unavailable)?;
+                match current {
+                    None => return Err(StoreError::NotFound(id.clone())),
+                    Some(revision) if revision != expected => {
+                        return Err(StoreError::Conflict(id.clone()));
+                    }
+                    Some(_) => {}
+                }
+                let usage = usage(&tx, &limits.owner, id)?;
+                limits
+                    .check(usage, &written, false)
+                    .map_err(StoreError::QuotaExceeded)?;
+                if update_row(&tx, expected, &row)? == 0 {
+                    return Err(StoreError::Conflict(id.clone()));
+                }
+                tx.commit().map_err(unavailable)?;
                 Ok(expected_revision + 1)
             })
             .await?;
@@ -301,6 +386,82 @@ impl Store for SqliteStore {
     async fn subscribe(&self, sink: ChangeSink) {
         self.feed.add(sink);
     }
+}
+
+/// A transaction that holds the file's write lock from its start, so that
+/// what it reads stays true until it commits, for every process on the file.
+fn write_transaction(conn: &Connection) -> Result<Transaction<'_>, StoreError> {
+    Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(unavailable)
+}
+
+fn insert_row(conn: &Connection, row: &Encoded, id: EngineId) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(INSERT).map_err(unavailable)?;
+    match stmt.execute(row.columns().as_slice()) {
+        Ok(_) => Ok(()),
+        Err(e) if is_primary_key_violation(&e) => Err(StoreError::AlreadyExists(id)),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// Writes `row` if the stored revision is still `expected`; how many rows
+/// changed (0 or 1).
+fn update_row(conn: &Connection, expected: i64, row: &Encoded) -> Result<usize, StoreError> {
+    let mut stmt = conn.prepare_cached(UPDATE).map_err(unavailable)?;
+    let mut params = row.columns().to_vec();
+    params.push(&expected);
+    stmt.execute(params.as_slice()).map_err(unavailable)
+}
+
+fn get_row(conn: &Connection, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(GET).map_err(unavailable)?;
+    let mut rows = stmt.query([id.as_str()]).map_err(unavailable)?;
+    rows.next().map_err(unavailable)?.map(decode).transpose()
+}
+
+/// `owner`'s engines other than `except`, as a quota check counts them.
+fn usage(conn: &Connection, owner: &str, except: &EngineId) -> Result<Usage, StoreError> {
+    let mut stmt = conn.prepare_cached(USAGE).map_err(unavailable)?;
+    let rows = stmt
+        .query(params![owner, except.as_str()])
+        .map_err(unavailable)?;
+    Ok(usage_from_counts(collect_with(rows, decode_count)?))
+}
+
+/// The ids of `query`'s page when it filters by owner or visibility: one
+/// indexed walk of at most `limit` ids per [`Walk`] and state, merged by
+/// id. Run it in a transaction, so that the walks see one snapshot.
+fn walked_ids(conn: &Connection, query: &PageQuery) -> Result<Vec<EngineId>, StoreError> {
+    let after = query.after.as_ref().map_or("", EngineId::as_str);
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let states = query.distinct_states();
+    let mut ids = Vec::new();
+    for walk in query.walks() {
+        let (sql, key, owner) = match walk {
+            Walk::Every => (PAGE_IDS_IN_STATE, None, None),
+            Walk::OwnedBy(owner) => (OWNED_IDS, Some(owner), None),
+            Walk::SharedWith { group, owner: None } => (SHARED_IDS, Some(group), None),
+            Walk::SharedWith {
+                group,
+                owner: Some(owner),
+            } => (SHARED_OWNED_IDS, Some(group), Some(owner)),
+        };
+        let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+        for state in &states {
+            let rows = match (key, owner) {
+                (None, _) => stmt.query(params![after, limit, state.name()]),
+                (Some(key), None) => stmt.query(params![after, limit, key, state.name()]),
+                (Some(key), Some(owner)) => {
+                    stmt.query(params![after, limit, key, state.name(), owner])
+                }
+            }
+            .map_err(unavailable)?;
+            ids.extend(collect_with(rows, decode_id)?);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids.truncate(query.limit);
+    Ok(ids)
 }
 
 fn collect(rows: rusqlite::Rows<'_>) -> Result<Vec<EngineRecord>, StoreError> {
@@ -376,8 +537,9 @@ mod tests {
         steps
     }
 
-    /// Every statement that may read many rows reads them from an index,
-    /// in the order it answers in: no table scan, no sort of the matches.
+    /// Every statement that may read many rows reads them from an index (or
+    /// a table without rowid, which is its primary key's index), in the
+    /// order it answers in: no table scan, no sort of the matches.
     #[test]
     fn every_read_uses_an_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -393,6 +555,19 @@ mod tests {
                 "COVERING INDEX engines_state (state=? AND id>?)",
             ),
             (COUNT_BY_STATE, "COVERING INDEX engines_state"),
+            (
+                OWNED_IDS,
+                "COVERING INDEX engines_owner (owner=? AND state=? AND id>?)",
+            ),
+            (
+                SHARED_IDS,
+                "engine_shares USING PRIMARY KEY (group_name=? AND state=? AND id>?)",
+            ),
+            (
+                SHARED_OWNED_IDS,
+                "engine_shares USING PRIMARY KEY (group_name=? AND state=? AND id>?)",
+            ),
+            (USAGE, "COVERING INDEX engines_owner (owner=?)"),
             (DUE, "engines_due (next_action_at>? AND next_action_at<?)"),
         ];
         for (sql, index) in cases {
@@ -402,7 +577,8 @@ mod tests {
             assert!(text.contains(index), "{sql}: {text}");
             assert!(!text.contains("TEMP B-TREE"), "{sql}: {text}");
             for step in &steps {
-                assert!(step.contains("INDEX"), "{sql}: {text}");
+                let indexed = step.contains("INDEX") || step.contains("PRIMARY KEY");
+                assert!(indexed, "{sql}: {text}");
             }
         }
     }

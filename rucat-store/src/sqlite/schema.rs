@@ -30,6 +30,56 @@ const MIGRATIONS: &[&str] = &[
     // filter, the monitor's resync of Running engines), and the per-state
     // counts of `/metrics`, read from this index alone.
     "CREATE INDEX engines_state ON engines (state, id);",
+    // 3: owners and sharing. `owner` and `shared` (the groups, as a JSON
+    // array; NULL when none) repeat the record's fields as the other
+    // columns do, filled here from the records already stored: those from
+    // before owners existed have neither, so their owner stays NULL and
+    // only admins see them. `engines_owner` answers an owner's pages (a
+    // walk per state, as `engines_state` does) and the usage a quota
+    // check counts. `engine_shares` holds one row per engine and group it
+    // is shared with, in the same order (with its owner, for a non-admin
+    // asking for someone else's engines), for pages of what a group's
+    // members see; triggers keep it in step with `shared`, `state` and
+    // `owner` inside the statement that writes the engine, so every write stays
+    // one atomic statement, and engines shared with no one (most) cost
+    // nothing more.
+    "ALTER TABLE engines ADD COLUMN owner TEXT;
+    ALTER TABLE engines ADD COLUMN shared TEXT;
+    UPDATE engines SET
+        owner = json_extract(record, '$.owner'),
+        shared = CASE WHEN json_array_length(record, '$.share_with_groups') > 0
+            THEN json_extract(record, '$.share_with_groups') END
+        WHERE json_valid(record);
+    CREATE INDEX engines_owner ON engines (owner, state, id);
+    CREATE TABLE engine_shares (
+        group_name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        id TEXT NOT NULL,
+        owner TEXT,
+        PRIMARY KEY (group_name, state, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX engine_shares_id ON engine_shares (id);
+    INSERT OR IGNORE INTO engine_shares (group_name, state, id, owner)
+        SELECT g.value, e.state, e.id, e.owner FROM engines e, json_each(e.shared) g
+        WHERE e.shared IS NOT NULL;
+    CREATE TRIGGER engines_shared_insert AFTER INSERT ON engines
+        WHEN NEW.shared IS NOT NULL
+    BEGIN
+        INSERT OR IGNORE INTO engine_shares (group_name, state, id, owner)
+            SELECT value, NEW.state, NEW.id, NEW.owner FROM json_each(NEW.shared);
+    END;
+    CREATE TRIGGER engines_shared_update AFTER UPDATE ON engines
+        WHEN OLD.shared IS NOT NULL OR NEW.shared IS NOT NULL
+    BEGIN
+        DELETE FROM engine_shares WHERE id = OLD.id;
+        INSERT OR IGNORE INTO engine_shares (group_name, state, id, owner)
+            SELECT value, NEW.state, NEW.id, NEW.owner FROM json_each(NEW.shared);
+    END;
+    CREATE TRIGGER engines_shared_delete AFTER DELETE ON engines
+        WHEN OLD.shared IS NOT NULL
+    BEGIN
+        DELETE FROM engine_shares WHERE id = OLD.id;
+    END;",
 ];
 
 /// The schema version this build writes.

@@ -4,7 +4,8 @@
 //! new `EngineRecord` field needs no migration, and the other fields repeat
 //! what queries filter and sort on, written from the same record by the same
 //! statement. Timestamps are integer milliseconds so `due` compares numbers.
-//! An absent lease or schedule is an absent field (`NONE`), not `NULL`.
+//! An absent lease, schedule, owner or sharing is an absent field (`NONE`),
+//! not `NULL`.
 //! `revision` is the truth and overrides the JSON on read.
 
 use rucat_core::store::StoreError;
@@ -33,6 +34,14 @@ pub(super) fn encode(record: &EngineRecord, revision: u64) -> Result<Value, Stor
     }
     if let Some(at) = record.next_action_at {
         doc.insert("next_action_at".into(), json!(Timestamp::as_millis(at)));
+    }
+    // Absent, not empty, when there are none: documents from before owners
+    // existed look the same, and the share event skips them (see `queries`).
+    if let Some(owner) = &record.owner {
+        doc.insert("owner".into(), json!(owner));
+    }
+    if !record.share_with_groups.is_empty() {
+        doc.insert("share_with_groups".into(), json!(record.share_with_groups));
     }
     doc.insert("record".into(), Value::String(json));
     Ok(Value::Object(doc))

@@ -5,6 +5,9 @@
 //! fencing revision, so SurrealDB's transaction makes check and write atomic.
 //! When a fenced write changes nothing, a follow-up read tells a missing
 //! engine from a moved-on one; either answer was true at some instant.
+//! Quota-checked writes count the owner's engines and write in one
+//! transaction, which conflicts with every other quota-checked transaction
+//! for the same owner and is retried when it loses (see `quota`).
 //!
 //! Monitors subscribed to the store hear of every engine written, by any
 //! client of the database, through a LIVE query (see `feed`).
@@ -15,14 +18,15 @@ mod connect;
 mod errors;
 mod feed;
 mod queries;
+mod quota;
 
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rucat_core::store::{PageQuery, Store, StoreError};
-use rucat_core::{ChangeSink, EngineId, EngineRecord, EngineState, Timestamp};
+use rucat_core::store::{PageQuery, Store, StoreError, Walk};
+use rucat_core::{ChangeSink, EngineId, EngineRecord, EngineState, Limits, Timestamp};
 use serde_json::Value;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
@@ -87,6 +91,11 @@ impl SurrealStore {
     /// order: one indexed walk of at most `limit` documents per state asked
     /// for (see [`queries`]), merged by id.
     async fn page_docs(&self, query: &PageQuery, fields: &str) -> Result<Vec<Value>, StoreError> {
+        if query.walks() != [Walk::Every] {
+            let (ids, vars) = walked(query);
+            let docs = self.read(&queries::walked_docs(&ids, fields), vars).await?;
+            return by_id(docs);
+        }
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let after = query.after.as_ref().map_or("", EngineId::as_str);
         let vars = serde_json::json!({ "after": after, "limit": limit });
@@ -108,13 +117,9 @@ impl SurrealStore {
                 other => return Err(unexpected("a page of engines", &other)),
             }
         }
-        let mut keyed = docs
-            .into_iter()
-            .map(|doc| Ok((decode_id(&doc)?, doc)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        keyed.sort_by(|(a, _), (b, _)| a.cmp(b));
-        keyed.truncate(query.limit);
-        Ok(keyed.into_iter().map(|(_, doc)| doc).collect())
+        let mut docs = by_id(docs)?;
+        docs.truncate(query.limit);
+        Ok(docs)
     }
 
     /// SurrealDB's plan (`EXPLAIN`) of each statement this store reads many
@@ -152,11 +157,33 @@ impl SurrealStore {
             ),
             ("count_by_state".to_owned(), queries::count_by_state()),
             ("due".to_owned(), queries::DUE.to_owned()),
+            (
+                "page_owned_in_state".to_owned(),
+                queries::walk(queries::WalkSource::Owner, "k0", None, EngineState::Running),
+            ),
+            (
+                "page_shared_in_state".to_owned(),
+                queries::walk(queries::WalkSource::Group, "k0", None, EngineState::Running),
+            ),
+            (
+                "page_shared_owned_in_state".to_owned(),
+                queries::walk(
+                    queries::WalkSource::Group,
+                    "k0",
+                    Some("o0"),
+                    EngineState::Running,
+                ),
+            ),
+            ("usage".to_owned(), queries::USAGE.to_owned()),
         ];
         let vars = serde_json::json!({
             "after": EngineId::generate().as_str(),
             "limit": 10,
             "now": Timestamp::now().as_millis(),
+            "k0": "alice",
+            "o0": "bob",
+            "owner": "alice",
+            "id": EngineId::generate().as_str(),
         });
         let mut plans = Vec::new();
         for (name, statement) in statements {
@@ -187,6 +214,50 @@ impl SurrealStore {
             Err(e) => e,
         }
     }
+}
+
+/// `docs` in id order.
+fn by_id(docs: Vec<Value>) -> Result<Vec<Value>, StoreError> {
+    let mut keyed = docs
+        .into_iter()
+        .map(|doc| Ok((decode_id(&doc)?, doc)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    keyed.sort_by(|(a, _), (b, _)| a.cmp(b));
+    Ok(keyed.into_iter().map(|(_, doc)| doc).collect())
+}
+
+/// The ids of `query`'s page when it filters by owner or visibility, as a
+/// SurrealQL expression (one walk per [`Walk`] and state, see
+/// [`queries::walked_ids`]), and the variables it binds: owners and groups
+/// are bound, never written into the statement.
+fn walked(query: &PageQuery) -> (String, Value) {
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let after = query.after.as_ref().map_or("", EngineId::as_str);
+    let mut vars = serde_json::Map::new();
+    vars.insert("after".into(), after.into());
+    vars.insert("limit".into(), limit.into());
+    let states = query.distinct_states();
+    let mut walks = Vec::new();
+    for (i, walk) in query.walks().into_iter().enumerate() {
+        let key = format!("k{i}");
+        let owner_var = format!("o{i}");
+        let (source, value, owner) = match walk {
+            Walk::Every => (queries::WalkSource::Every, None, None),
+            Walk::OwnedBy(owner) => (queries::WalkSource::Owner, Some(owner), None),
+            Walk::SharedWith { group, owner } => (queries::WalkSource::Group, Some(group), owner),
+        };
+        if let Some(value) = value {
+            vars.insert(key.clone(), value.into());
+        }
+        if let Some(owner) = owner {
+            vars.insert(owner_var.clone(), owner.into());
+        }
+        let owner_var = owner.map(|_| owner_var.as_str());
+        for state in &states {
+            walks.push(queries::walk(source, &key, owner_var, *state));
+        }
+    }
+    (queries::walked_ids(&walks), Value::Object(vars))
 }
 
 async fn bounded<T>(operation: impl Future<Output = T>) -> Result<T, StoreError> {
@@ -257,6 +328,39 @@ impl Store for SurrealStore {
         }
     }
 
+    async fn insert_within(
+        &self,
+        record: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
+        if limits.is_unlimited() {
+            return self.insert(record).await;
+        }
+        let doc = encode(record, 1)?;
+        quota::write_within(&self.db, record, doc, limits, quota::Checked::Insert)
+            .await
+            .map(drop)
+    }
+
+    async fn compare_and_swap_within(
+        &self,
+        expected_revision: u64,
+        next: &EngineRecord,
+        limits: &Limits,
+    ) -> Result<u64, StoreError> {
+        let new = expected_revision
+            .checked_add(1)
+            .filter(|&n| i64::try_from(n).is_ok());
+        let (Some(new), false) = (new, limits.is_unlimited()) else {
+            return self.compare_and_swap(expected_revision, next).await;
+        };
+        let doc = encode(next, new)?;
+        let swap = quota::Checked::Swap {
+            expected: expected_revision,
+        };
+        quota::write_within(&self.db, next, doc, limits, swap).await
+    }
+
     async fn get(&self, id: &EngineId) -> Result<Option<EngineRecord>, StoreError> {
         let docs = self
             .read(queries::GET, serde_json::json!({ "id": id.as_str() }))
@@ -278,6 +382,20 @@ impl Store for SurrealStore {
     }
 
     async fn page_ids(&self, query: &PageQuery) -> Result<Vec<EngineId>, StoreError> {
+        if query.walks() != [Walk::Every] {
+            let (ids, vars) = walked(query);
+            let ids = self.read(&format!("RETURN {ids}"), vars).await?;
+            return ids
+                .iter()
+                .map(|id| match id {
+                    Value::String(id) => id.parse().map_err(|e| StoreError::Corrupt {
+                        id: id.clone(),
+                        reason: format!("the id is malformed: {e}"),
+                    }),
+                    other => Err(unexpected("an engine id", other)),
+                })
+                .collect();
+        }
         let docs = self.page_docs(query, queries::ID_FIELDS).await?;
         docs.iter().map(decode_id).collect()
     }
