@@ -199,7 +199,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of engines in id order: those `query` admits, at most
     /// `query.limit` of them. Backends answer it from an index, reading
-    /// about `limit` engines per state asked for, however many are stored.
+    /// about `limit` engines per state asked for (and per [`Walk`] when the
+    /// query filters by owner or visibility), however many are stored, and
+    /// never reading engines of owners and groups the query leaves out.
     /// The default filters [`Store::list`], which reads every engine: fine
     /// for a small store, but backends should override it.
     async fn page(&self, query: &PageQuery) -> Result<Vec<EngineRecord>, StoreError> {
