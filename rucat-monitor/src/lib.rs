@@ -7,5 +7,5 @@ pub mod config;
 pub mod http;
 
 pub use backends::{BackendError, ResourceManagerConfig, build_resource_manager};
-pub use config::{DEFAULT_DATA_DIR, MonitorFileConfig};
+pub use config::{ConfigError, DEFAULT_DATA_DIR, MonitorFileConfig, MonitorSettings};
 pub mod process;

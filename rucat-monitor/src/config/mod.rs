@@ -1,16 +1,23 @@
-//! The monitor's configuration file: the original rucat shape
-//! (`check_interval_secs`, `database`) plus the resource manager and the
-//! lease settings. Parsing is pure; only [`MonitorFileConfig::load`] reads.
+//! Reading config files, the same way in both binaries (see [`parse_json`]
+//! and [`ConfigError`]), and the monitor's own file: the original rucat shape
+//! (`check_interval_secs`, `database`) plus the resource manager, the lease
+//! settings and where health and metrics are served. Parsing is pure; only
+//! [`load_with`] reads.
+
+mod json;
+mod monitor;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use rucat_core::MonitorConfig;
 use rucat_store::DatabaseConfig;
 use serde::Deserialize;
 
 use crate::backends::ResourceManagerConfig;
+
+pub use json::{ConfigError, load_with, parse_json};
+pub use monitor::MonitorSettings;
 
 /// Where engines and the database live when nothing else is configured.
 pub const DEFAULT_DATA_DIR: &str = "./rucat-data";
@@ -19,105 +26,50 @@ pub const DEFAULT_DATA_DIR: &str = "./rucat-data";
 /// server's default 3000, so an unconfigured monitor is not reachable from elsewhere.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3001));
 
+/// `rucat-monitor`'s config file; every key is optional, a key left out
+/// takes its value from [`Default`].
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct MonitorFileConfig {
-    /// How often starting and stopping engines are checked, in seconds (at least 1).
-    #[serde(default = "default_check_interval")]
+    /// See [`MonitorSettings`], as are the lease settings below.
     pub check_interval_secs: u8,
     /// Defaults to the SQLite file of the data directory.
-    #[serde(default)]
     pub database: Option<DatabaseConfig>,
     /// Defaults to the local resource manager in the data directory.
-    #[serde(default)]
     pub resource_manager: Option<ResourceManagerConfig>,
-    #[serde(default = "default_lease_secs")]
     pub lease_secs: u16,
-    #[serde(default = "default_start_deadline_secs")]
     pub start_deadline_secs: u32,
-    #[serde(default = "default_max_concurrent")]
     pub max_concurrent: u16,
-    /// How often every Running engine's resource is checked, read-only, for
-    /// a failure no change feed reported (at least 1; see `rucat_core::monitor`).
-    #[serde(default = "default_resync_interval")]
     pub resync_interval_secs: u32,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
-    #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-}
-
-fn default_check_interval() -> u8 {
-    1
-}
-fn default_lease_secs() -> u16 {
-    30
-}
-fn default_start_deadline_secs() -> u32 {
-    300
-}
-fn default_max_concurrent() -> u16 {
-    64
-}
-fn default_resync_interval() -> u32 {
-    30
-}
-fn default_listen() -> SocketAddr {
-    DEFAULT_LISTEN
 }
 
 impl Default for MonitorFileConfig {
     fn default() -> Self {
+        let monitor = MonitorSettings::default();
         Self {
-            check_interval_secs: default_check_interval(),
+            check_interval_secs: monitor.check_interval_secs,
             database: None,
             resource_manager: None,
-            lease_secs: default_lease_secs(),
-            start_deadline_secs: default_start_deadline_secs(),
-            max_concurrent: default_max_concurrent(),
-            resync_interval_secs: default_resync_interval(),
-            listen: default_listen(),
+            lease_secs: monitor.lease_secs,
+            start_deadline_secs: monitor.start_deadline_secs,
+            max_concurrent: monitor.max_concurrent,
+            resync_interval_secs: monitor.resync_interval_secs,
+            listen: DEFAULT_LISTEN,
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
 }
 
 impl MonitorFileConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|reason| ConfigError::Invalid {
-            path: path.to_owned(),
-            reason,
-        })
+        load_with(path, Self::parse)
     }
 
-    /// Parses and checks a config; the error names the offending key.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let config: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if config.check_interval_secs == 0 {
-            return Err("check_interval_secs: must be at least 1".into());
-        }
-        if config.lease_secs < 3 {
-            return Err("lease_secs: must be at least 3".into());
-        }
-        if config.max_concurrent == 0 {
-            return Err("max_concurrent: must be at least 1".into());
-        }
-        if config.resync_interval_secs == 0 {
-            return Err("resync_interval_secs: must be at least 1".into());
-        }
+    /// Parses and checks a config; errors name the key path at fault.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = parse_json(text)?;
+        config.monitor_settings().check()?;
         Ok(config)
     }
 
@@ -133,16 +85,19 @@ impl MonitorFileConfig {
             .unwrap_or_else(|| ResourceManagerConfig::local_in(data_dir))
     }
 
+    pub fn monitor_settings(&self) -> MonitorSettings {
+        MonitorSettings {
+            check_interval_secs: self.check_interval_secs,
+            lease_secs: self.lease_secs,
+            start_deadline_secs: self.start_deadline_secs,
+            max_concurrent: self.max_concurrent,
+            resync_interval_secs: self.resync_interval_secs,
+        }
+    }
+
     /// The monitor's runtime settings; `owner` stays the generated default.
     pub fn monitor_config(&self) -> MonitorConfig {
-        MonitorConfig {
-            check_interval: Duration::from_secs(self.check_interval_secs.into()),
-            lease_duration: Duration::from_secs(self.lease_secs.into()),
-            start_deadline: Duration::from_secs(self.start_deadline_secs.into()),
-            max_concurrent: self.max_concurrent.into(),
-            resync_interval: Duration::from_secs(self.resync_interval_secs.into()),
-            ..MonitorConfig::default()
-        }
+        self.monitor_settings().monitor_config()
     }
 }
 
@@ -155,7 +110,13 @@ pub fn default_database(data_dir: &Path) -> DatabaseConfig {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn error(text: &str) -> String {
+        MonitorFileConfig::parse(text).unwrap_err().to_string()
+    }
 
     #[test]
     fn the_original_shape_parses() {
@@ -213,8 +174,8 @@ mod tests {
         );
         let config = MonitorFileConfig::parse(r#"{"listen": "0.0.0.0:9100"}"#).unwrap();
         assert_eq!(config.listen, "0.0.0.0:9100".parse::<SocketAddr>().unwrap());
-        let err = MonitorFileConfig::parse(r#"{"listen": "nowhere"}"#).unwrap_err();
-        assert!(err.contains("socket address"), "{err}");
+        let err = error(r#"{"listen": "nowhere"}"#);
+        assert!(err.starts_with("listen: invalid socket address"), "{err}");
     }
 
     #[test]
@@ -230,29 +191,121 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let err =
-            MonitorFileConfig::parse(r#"{"resource_manager": {"Kubernetes": {"namespace": 3}}}"#)
-                .unwrap_err();
-        assert!(err.contains("invalid type"), "{err}");
+        let err = error(r#"{"resource_manager": {"Kubernetes": {"namespace": 3}}}"#);
+        assert!(
+            err.starts_with("resource_manager.Kubernetes.namespace: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn bad_values_name_the_key() {
-        for (text, key) in [
-            (r#"{"check_interval_secs": 0}"#, "check_interval_secs"),
-            (r#"{"check_interval_secs": 300}"#, "300"),
-            (r#"{"lease_secs": 1}"#, "lease_secs"),
-            (r#"{"max_concurrent": 0}"#, "max_concurrent"),
-            (r#"{"resync_interval_secs": 0}"#, "resync_interval_secs"),
-            (r#"{"check_interval": 1}"#, "unknown field `check_interval`"),
-            (r#"{"database": {"Postgres": {}}}"#, "Postgres"),
+    fn bad_values_name_the_key_path() {
+        for (text, expected) in [
+            (
+                r#"{"check_interval_secs": 0}"#,
+                "check_interval_secs: must be at least 1",
+            ),
+            (
+                r#"{"check_interval_secs": 300}"#,
+                "check_interval_secs: invalid value: integer `300`",
+            ),
+            (r#"{"lease_secs": 1}"#, "lease_secs: must be at least 3"),
+            (
+                r#"{"max_concurrent": 0}"#,
+                "max_concurrent: must be at least 1",
+            ),
+            (
+                r#"{"resync_interval_secs": 0}"#,
+                "resync_interval_secs: must be at least 1",
+            ),
+            (
+                r#"{"start_deadline_secs": -1}"#,
+                "start_deadline_secs: invalid value",
+            ),
+            (r#"{"lease_secs": null}"#, "lease_secs: invalid type: null"),
+            (
+                r#"{"check_interval": 1}"#,
+                "check_interval: unknown field `check_interval`, expected one of `check_interval_secs`",
+            ),
+            (
+                r#"{"database": {"Postgres": {}}}"#,
+                "database: unknown variant `Postgres`",
+            ),
+            (
+                r#"{"database": {"Surreal": {"uri": 8000}}}"#,
+                "database.Surreal.uri: invalid type",
+            ),
             (
                 r#"{"resource_manager": {"Local": {"wrk_dir": "x"}}}"#,
-                "wrk_dir",
+                "resource_manager.Local.wrk_dir: unknown field `wrk_dir`",
             ),
         ] {
-            let err = MonitorFileConfig::parse(text).unwrap_err();
-            assert!(err.contains(key), "{text}: {err}");
+            let err = error(text);
+            assert!(err.starts_with(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let config = MonitorFileConfig::parse(
+            r#"{"check_interval_secs": 2, "database": {"Sqlite": {"path": "/db"}},
+                "resource_manager": {"Local": {"work_dir": "/work"}},
+                "lease_secs": 10, "start_deadline_secs": 60, "max_concurrent": 8,
+                "resync_interval_secs": 120, "listen": "127.0.0.1:9000"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.monitor_settings(),
+            MonitorSettings {
+                check_interval_secs: 2,
+                lease_secs: 10,
+                start_deadline_secs: 60,
+                max_concurrent: 8,
+                resync_interval_secs: 120,
+            }
+        );
+        assert_eq!(
+            config.database,
+            Some(DatabaseConfig::Sqlite { path: "/db".into() })
+        );
+        assert!(config.resource_manager.is_some());
+        assert_eq!(
+            config.listen,
+            "127.0.0.1:9000".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            MonitorFileConfig::parse("{}").unwrap(),
+            MonitorFileConfig::default()
+        );
+        assert_eq!(
+            MonitorFileConfig::default().monitor_settings(),
+            MonitorSettings::default()
+        );
+    }
+
+    #[test]
+    fn null_means_left_out() {
+        let config =
+            MonitorFileConfig::parse(r#"{"database": null, "resource_manager": null}"#).unwrap();
+        assert_eq!(config, MonitorFileConfig::default());
+    }
+
+    #[test]
+    fn the_surreal_password_is_never_shown() {
+        let err = error(
+            r#"{"database": {"Surreal": {"uri": "ws://db:8000", "credentials": {"username": "root", "password": 987654321}}}}"#,
+        );
+        assert!(
+            err.starts_with("database.Surreal.credentials.password: invalid type"),
+            "{err}"
+        );
+        assert!(!err.contains("987654321"), "{err}");
+        let config = MonitorFileConfig::parse(
+            r#"{"database": {"Surreal": {"uri": "ws://db:8000", "credentials": {"username": "root", "password": "987654321"}}}}"#,
+        )
+        .unwrap();
+        let debug = format!("{config:?} {config:#?}");
+        assert!(!debug.contains("987654321"), "{debug}");
+        assert!(debug.contains("root"), "{debug}");
     }
 }
