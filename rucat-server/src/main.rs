@@ -8,7 +8,7 @@ use clap::Parser;
 use hyper_util::service::TowerToHyperService;
 use rucat_core::metrics::{MonitorMetrics, ResourceMetrics};
 use rucat_core::resource::MeasuredResourceManager;
-use rucat_core::{Engines, Monitor, MonitorConfig};
+use rucat_core::{Engines, Monitor};
 use rucat_monitor::http::Telemetry;
 use rucat_monitor::{build_resource_manager, process};
 use rucat_server::api::{self, HttpMetrics};
@@ -62,13 +62,9 @@ async fn main() -> anyhow::Result<()> {
             resources,
             Arc::new(ResourceMetrics::register(telemetry.registry_mut())),
         ));
-        let config = MonitorConfig {
-            check_interval: settings.check_interval,
-            resync_interval: settings.resync_interval,
-            ..MonitorConfig::default()
-        };
         // The store's change feed tells it of every API write at once.
-        let monitor = Monitor::new(store.clone(), resources, config).with_metrics(lifecycle);
+        let monitor = Monitor::new(store.clone(), resources, settings.monitor.monitor_config())
+            .with_metrics(lifecycle);
         Some(tokio::spawn(monitor.run(stopped())))
     } else {
         None

@@ -1,43 +1,30 @@
 //! The configuration file, in the original rucat shape (`auth_provider`,
 //! `database`) plus `resource_manager`, `listen`, `data_dir`,
-//! `embedded_monitor`, `check_interval_secs`, `resync_interval_secs`,
-//! `gateway`, `tls` and `http`.
+//! `embedded_monitor`, the embedded monitor's settings (the keys of
+//! `rucat-monitor`'s config), `gateway`, `tls`, `http` and `quotas`.
 //!
-//! Keys are parsed one by one rather than with one derived struct so that
-//! every error names the key at fault: serde's own messages for a nested
-//! value ("invalid socket address syntax") do not say where it was.
+//! Read as `rucat-monitor` reads its own (see [`parse_json`]): errors name
+//! the key path at fault, for the checks made here too.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rucat_core::Quotas;
 use rucat_monitor::ResourceManagerConfig;
+use rucat_monitor::config::{ConfigError, MonitorSettings, parse_json};
 use rucat_store::DatabaseConfig;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 
 use crate::auth::AuthProviderConfig;
 use crate::gateway::GatewayConfig;
 use crate::serve::Timeouts;
 use crate::tls::TlsConfig;
 
-pub const KNOWN_KEYS: &[&str] = &[
-    "auth_provider",
-    "database",
-    "resource_manager",
-    "listen",
-    "data_dir",
-    "embedded_monitor",
-    "check_interval_secs",
-    "resync_interval_secs",
-    "gateway",
-    "tls",
-    "http",
-];
-
-/// The file as written: `None` where a key was left out (or `null`).
-#[derive(Clone, Debug)]
+/// The file as written; a key left out takes its value from [`Default`],
+/// and an optional key given as `null` is left out.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
     pub auth_provider: Option<AuthProviderConfig>,
     pub database: Option<DatabaseConfig>,
@@ -47,11 +34,12 @@ pub struct FileConfig {
     /// Whether the server also runs a monitor; off when separate
     /// `rucat-monitor` processes drive the engines.
     pub embedded_monitor: bool,
-    /// How often the embedded monitor checks engines, as in the original
-    /// monitor's config.
+    /// The embedded monitor's settings, under the names, defaults and rules
+    /// of `rucat-monitor`'s config (see [`MonitorSettings`]).
     pub check_interval_secs: u8,
-    /// How often the embedded monitor checks every Running engine's
-    /// resource, read-only (see `rucat_core::monitor`).
+    pub lease_secs: u16,
+    pub start_deadline_secs: u32,
+    pub max_concurrent: u16,
     pub resync_interval_secs: u32,
     /// The Spark Connect gateway's address and the address it advertises.
     pub gateway: GatewayConfig,
@@ -59,6 +47,44 @@ pub struct FileConfig {
     pub tls: Option<TlsConfig>,
     /// How long clients may take.
     pub http: HttpConfig,
+    /// How many engines each user may have; none limited by default.
+    pub quotas: Quotas,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        let monitor = MonitorSettings::default();
+        Self {
+            auth_provider: None,
+            database: None,
+            resource_manager: None,
+            listen: None,
+            data_dir: None,
+            embedded_monitor: true,
+            check_interval_secs: monitor.check_interval_secs,
+            lease_secs: monitor.lease_secs,
+            start_deadline_secs: monitor.start_deadline_secs,
+            max_concurrent: monitor.max_concurrent,
+            resync_interval_secs: monitor.resync_interval_secs,
+            gateway: GatewayConfig::default(),
+            tls: None,
+            http: HttpConfig::default(),
+            quotas: Quotas::default(),
+        }
+    }
+}
+
+impl FileConfig {
+    /// What the embedded monitor runs with.
+    pub fn monitor_settings(&self) -> MonitorSettings {
+        MonitorSettings {
+            check_interval_secs: self.check_interval_secs,
+            lease_secs: self.lease_secs,
+            start_deadline_secs: self.start_deadline_secs,
+            max_concurrent: self.max_concurrent,
+            resync_interval_secs: self.resync_interval_secs,
+        }
+    }
 }
 
 /// `"http": {...}`: how long clients may take, in seconds (see
@@ -102,7 +128,7 @@ impl HttpConfig {
             ("http.idle_timeout_secs", self.idle_timeout_secs),
         ] {
             if secs.is_some_and(|secs| !(1..=MAX_TIMEOUT_SECS).contains(&secs)) {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     key,
                     format!("must be from 1 to {MAX_TIMEOUT_SECS} seconds"),
                 ));
@@ -110,7 +136,7 @@ impl HttpConfig {
         }
         let timeouts = self.timeouts();
         if timeouts.body_read > timeouts.request {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "http.body_read_timeout_secs",
                 format!(
                     "must not exceed http.request_timeout_secs ({} s), which includes reading the body",
@@ -122,87 +148,21 @@ impl HttpConfig {
     }
 }
 
-impl Default for FileConfig {
-    fn default() -> Self {
-        Self {
-            auth_provider: None,
-            database: None,
-            resource_manager: None,
-            listen: None,
-            data_dir: None,
-            embedded_monitor: true,
-            check_interval_secs: 1,
-            resync_interval_secs: 30,
-            gateway: GatewayConfig::default(),
-            tls: None,
-            http: HttpConfig::default(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {}: {error}", path.display())]
-    InFile {
-        path: PathBuf,
-        error: Box<ConfigError>,
-    },
-    #[error("the config must be a JSON object: {0}")]
-    NotAnObject(String),
-    #[error("unknown key `{key}`; known keys: {}", KNOWN_KEYS.join(", "))]
-    UnknownKey { key: String },
-    #[error("{key}: {reason}")]
-    Invalid { key: &'static str, reason: String },
-}
-
 /// Parses and checks the text of a config file.
 pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
-    let object: Map<String, Value> =
-        serde_json::from_str(text).map_err(|e| ConfigError::NotAnObject(e.to_string()))?;
-    let mut config = FileConfig::default();
-    for (key, value) in object {
-        match key.as_str() {
-            "auth_provider" => config.auth_provider = value_of("auth_provider", value)?,
-            "database" => config.database = value_of("database", value)?,
-            "resource_manager" => config.resource_manager = value_of("resource_manager", value)?,
-            "listen" => config.listen = value_of("listen", value)?,
-            "data_dir" => config.data_dir = value_of("data_dir", value)?,
-            "embedded_monitor" => config.embedded_monitor = value_of("embedded_monitor", value)?,
-            "check_interval_secs" => {
-                config.check_interval_secs = value_of("check_interval_secs", value)?;
-                if config.check_interval_secs == 0 {
-                    return Err(invalid("check_interval_secs", "must be at least 1"));
-                }
-            }
-            "resync_interval_secs" => {
-                config.resync_interval_secs = value_of("resync_interval_secs", value)?;
-                if config.resync_interval_secs == 0 {
-                    return Err(invalid("resync_interval_secs", "must be at least 1"));
-                }
-            }
-            "gateway" => config.gateway = value_of("gateway", value)?,
-            "tls" => config.tls = value_of("tls", value)?,
-            "http" => {
-                config.http = value_of("http", value)?;
-                config.http.check()?;
-            }
-            _ => return Err(ConfigError::UnknownKey { key }),
-        }
-    }
+    let config: FileConfig = parse_json(text)?;
+    config.monitor_settings().check()?;
+    config.http.check()?;
     if config
         .data_dir
         .as_ref()
         .is_some_and(|d| d.as_os_str().is_empty())
     {
-        return Err(invalid("data_dir", "must not be empty"));
+        return Err(ConfigError::invalid("data_dir", "must not be empty"));
     }
     if let Some(address) = &config.gateway.advertised_address {
-        check_host_port(address).map_err(|reason| invalid("gateway.advertised_address", reason))?;
+        check_host_port(address)
+            .map_err(|reason| ConfigError::invalid("gateway.advertised_address", reason))?;
     }
     Ok(config)
 }
@@ -221,23 +181,23 @@ fn check_host_port(address: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn value_of<T: DeserializeOwned>(key: &'static str, value: Value) -> Result<T, ConfigError> {
-    serde_json::from_value(value).map_err(|e| invalid(key, e.to_string()))
-}
-
-fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        reason: reason.into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use rucat_monitor::MonitorFileConfig;
+
     use super::*;
 
     fn error(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    /// Whether the static admin has a bearer token, read from the redacted
+    /// `Debug` (which says only whether there is one), so that this does not
+    /// depend on how `AuthProviderConfig` holds its providers.
+    fn static_admin_has_token(config: &FileConfig) -> bool {
+        let debug = format!("{:?}", config.auth_provider);
+        assert!(debug.contains("StaticAuthProviderConfig {"), "{debug}");
+        debug.contains(r#"bearer_token: Some("<redacted>")"#)
     }
 
     #[test]
@@ -250,6 +210,11 @@ mod tests {
         assert!(config.data_dir.is_none());
         assert!(config.embedded_monitor);
         assert_eq!(config.check_interval_secs, 1);
+        assert_eq!(config.monitor_settings(), MonitorSettings::default());
+        assert_eq!(config.gateway, GatewayConfig::default());
+        assert!(config.tls.is_none());
+        assert_eq!(config.http, HttpConfig::default());
+        assert_eq!(config.quotas, Quotas::default());
     }
 
     #[test]
@@ -262,28 +227,80 @@ mod tests {
                 "listen": "0.0.0.0:3000",
                 "data_dir": "/var/lib/rucat",
                 "embedded_monitor": false,
-                "check_interval_secs": 5
+                "check_interval_secs": 5,
+                "lease_secs": 20,
+                "start_deadline_secs": 600,
+                "max_concurrent": 16,
+                "resync_interval_secs": 120,
+                "quotas": {"default": {"max_engines": 10, "max_running": 2},
+                           "users": {"alice": {"max_running": 5}},
+                           "groups": {"analysts": {"max_engines": 20}}}
             }"#,
         )
         .unwrap();
-        let Some(AuthProviderConfig::StaticAuthProviderConfig(auth)) = config.auth_provider else {
-            panic!("no auth provider");
-        };
-        assert!(auth.bearer_token.is_some());
+        assert!(
+            static_admin_has_token(&config),
+            "{:?}",
+            config.auth_provider
+        );
         assert_eq!(
             config.database,
             Some(DatabaseConfig::Sqlite {
                 path: "/var/lib/rucat/rucat.db".into()
             })
         );
-        let Some(ResourceManagerConfig::Local(local)) = config.resource_manager else {
+        let Some(ResourceManagerConfig::Local(local)) = &config.resource_manager else {
             panic!("no resource manager");
         };
         assert_eq!(local.work_dir, PathBuf::from("/var/lib/rucat/engines"));
         assert_eq!(config.listen, Some("0.0.0.0:3000".parse().unwrap()));
         assert_eq!(config.data_dir, Some("/var/lib/rucat".into()));
         assert!(!config.embedded_monitor);
-        assert_eq!(config.check_interval_secs, 5);
+        assert_eq!(
+            config.monitor_settings(),
+            MonitorSettings {
+                check_interval_secs: 5,
+                lease_secs: 20,
+                start_deadline_secs: 600,
+                max_concurrent: 16,
+                resync_interval_secs: 120,
+            }
+        );
+        assert_eq!(config.quotas.default.max_engines, Some(10));
+        assert_eq!(config.quotas.default.max_running, Some(2));
+        assert_eq!(config.quotas.users["alice"].max_running, Some(5));
+        assert_eq!(config.quotas.users["alice"].max_engines, None);
+        assert_eq!(config.quotas.groups["analysts"].max_engines, Some(20));
+    }
+
+    #[test]
+    fn the_embedded_monitor_reads_its_keys_as_rucat_monitor_does() {
+        for text in [
+            "{}",
+            r#"{"check_interval_secs": 3}"#,
+            r#"{"lease_secs": 45}"#,
+            r#"{"start_deadline_secs": 0}"#,
+            r#"{"max_concurrent": 1}"#,
+            r#"{"resync_interval_secs": 7}"#,
+            r#"{"check_interval_secs": 9, "lease_secs": 3, "start_deadline_secs": 4000000000,
+                "max_concurrent": 65535, "resync_interval_secs": 86400}"#,
+            r#"{"check_interval_secs": 0}"#,
+            r#"{"lease_secs": 2}"#,
+            r#"{"max_concurrent": 0}"#,
+            r#"{"resync_interval_secs": 0}"#,
+            r#"{"lease_secs": 70000}"#,
+            r#"{"start_deadline_secs": -1}"#,
+            r#"{"max_concurrent": null}"#,
+            r#"{"check_interval_secs": "1"}"#,
+        ] {
+            let server = parse(text)
+                .map(|c| c.monitor_settings())
+                .map_err(|e| e.to_string());
+            let monitor = MonitorFileConfig::parse(text)
+                .map(|c| c.monitor_settings())
+                .map_err(|e| e.to_string());
+            assert_eq!(server, monitor, "{text}");
+        }
     }
 
     #[test]
@@ -317,7 +334,10 @@ mod tests {
             assert!(err.contains(reason), "{bad}: {err}");
         }
         let err = error(r#"{"gateway": {"port": 1}}"#);
-        assert!(err.starts_with("gateway: unknown field `port`"), "{err}");
+        assert!(
+            err.starts_with("gateway.port: unknown field `port`"),
+            "{err}"
+        );
         let err = error(r#"{"tls": {"certificate": "/c"}}"#);
         assert!(err.starts_with("tls: missing field `key`"), "{err}");
     }
@@ -381,15 +401,15 @@ mod tests {
             ),
             (
                 r#"{"http": {"header_read_timeout_secs": -1}}"#,
-                "http: invalid value",
+                "http.header_read_timeout_secs: invalid value",
             ),
             (
                 r#"{"http": {"header_read_timeout_secs": "10s"}}"#,
-                "http: invalid type",
+                "http.header_read_timeout_secs: invalid type",
             ),
             (
                 r#"{"http": {"read_timeout_secs": 10}}"#,
-                "http: unknown field `read_timeout_secs`",
+                "http.read_timeout_secs: unknown field `read_timeout_secs`",
             ),
         ] {
             let err = error(text);
@@ -403,24 +423,40 @@ mod tests {
             r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p"}}}"#,
         )
         .unwrap();
-        let Some(AuthProviderConfig::StaticAuthProviderConfig(auth)) = config.auth_provider else {
-            panic!("no auth provider");
-        };
-        assert!(auth.bearer_token.is_none());
+        assert!(config.auth_provider.is_some());
+        assert!(
+            !static_admin_has_token(&config),
+            "{:?}",
+            config.auth_provider
+        );
     }
 
     #[test]
     fn null_means_left_out() {
-        let config = parse(r#"{"auth_provider": null, "listen": null, "data_dir": null}"#).unwrap();
+        let config = parse(
+            r#"{"auth_provider": null, "database": null, "resource_manager": null,
+                "listen": null, "data_dir": null, "tls": null,
+                "gateway": {"listen": null, "advertised_address": null},
+                "http": {"idle_timeout_secs": null}}"#,
+        )
+        .unwrap();
         assert!(config.auth_provider.is_none());
+        assert!(config.database.is_none());
+        assert!(config.resource_manager.is_none());
         assert!(config.listen.is_none());
         assert!(config.data_dir.is_none());
+        assert!(config.tls.is_none());
+        assert_eq!(config.gateway, GatewayConfig::default());
+        assert_eq!(config.http, HttpConfig::default());
     }
 
     #[test]
     fn unknown_keys_are_refused() {
         let err = error(r#"{"listen": "127.0.0.1:1", "check_interval": 1}"#);
-        assert!(err.contains("unknown key `check_interval`"), "{err}");
+        assert!(
+            err.starts_with("check_interval: unknown field `check_interval`"),
+            "{err}"
+        );
         assert!(
             err.contains("check_interval_secs"),
             "lists the known keys: {err}"
@@ -467,11 +503,15 @@ mod tests {
             ),
             (
                 r#"{"database": {"Surreal": {}}}"#,
-                "database: missing field `uri`",
+                "database.Surreal: missing field `uri`",
+            ),
+            (
+                r#"{"database": {"Surreal": {"uri": 8000}}}"#,
+                "database.Surreal.uri: invalid type",
             ),
             (
                 r#"{"database": {"Sqlite": {}}}"#,
-                "database: missing field `path`",
+                "database.Sqlite: missing field `path`",
             ),
             (
                 r#"{"resource_manager": {"K8s": {}}}"#,
@@ -479,43 +519,78 @@ mod tests {
             ),
             (
                 r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u"}}}"#,
-                "auth_provider: missing field `password`",
+                "auth_provider.StaticAuthProviderConfig: missing field `password`",
             ),
             (
                 r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p", "token": "t"}}}"#,
-                "auth_provider: unknown field `token`",
+                "auth_provider.StaticAuthProviderConfig.token: unknown field `token`",
+            ),
+            (r#"{"lease_secs": 2}"#, "lease_secs: must be at least 3"),
+            (r#"{"lease_secs": 65536}"#, "lease_secs: invalid value"),
+            (
+                r#"{"max_concurrent": 0}"#,
+                "max_concurrent: must be at least 1",
             ),
             (
-                r#"{"auth_provider": {"Ldap": {}}}"#,
-                "auth_provider: unknown variant `Ldap`",
+                r#"{"start_deadline_secs": "5m"}"#,
+                "start_deadline_secs: invalid type",
             ),
+            (
+                r#"{"quotas": {"default": {"max_engines": -1}}}"#,
+                "quotas.default.max_engines: invalid value",
+            ),
+            (
+                r#"{"quotas": {"users": {"alice": {"max_runing": 1}}}}"#,
+                "quotas.users.alice.max_runing: unknown field `max_runing`",
+            ),
+            (r#"{"quotas": null}"#, "quotas: invalid type: null"),
         ] {
             let err = error(text);
             assert!(err.starts_with(expected), "{text}: {err}");
         }
+        // An unknown provider, at `auth_provider` or below it as the
+        // provider config's shape has it.
+        let err = error(r#"{"auth_provider": {"Ldap": {}}}"#);
+        assert!(
+            err.starts_with("auth_provider") && err.contains("`Ldap`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn secrets_are_not_quoted_in_errors() {
-        let err = error(
-            r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": 987654321}}}"#,
-        );
-        assert!(err.starts_with("auth_provider: invalid type"), "{err}");
-        assert!(!err.contains("987654321"), "{err}");
-        let err = error(
-            r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p", "bearer_token": 13579}}}"#,
-        );
-        assert!(!err.contains("13579"), "{err}");
+        for (text, path, secret) in [
+            (
+                r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": 987654321}}}"#,
+                "auth_provider.StaticAuthProviderConfig.password",
+                "987654321",
+            ),
+            (
+                r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p", "bearer_token": 13579}}}"#,
+                "auth_provider.StaticAuthProviderConfig.bearer_token",
+                "13579",
+            ),
+            (
+                r#"{"database": {"Surreal": {"uri": "ws://db:8000", "credentials": {"username": "root", "password": 24680}}}}"#,
+                "database.Surreal.credentials.password",
+                "24680",
+            ),
+        ] {
+            let err = error(text);
+            assert!(err.starts_with(&format!("{path}: invalid type")), "{err}");
+            assert!(!err.contains(secret), "{err}");
+        }
     }
 
     #[test]
     fn the_debug_output_hides_secrets() {
         let config = parse(
-            r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "the-user", "password": "the-password", "bearer_token": "the-token"}}}"#,
+            r#"{"auth_provider": {"StaticAuthProviderConfig": {"username": "the-user", "password": "987654321", "bearer_token": "13579"}},
+                "database": {"Surreal": {"uri": "ws://db:8000", "credentials": {"username": "root", "password": "24680"}}}}"#,
         )
         .unwrap();
         let debug = format!("{config:?} {config:#?}");
-        for secret in ["the-user", "the-password", "the-token"] {
+        for secret in ["the-user", "987654321", "13579", "24680"] {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(debug.contains("StaticAuthProviderConfig"), "{debug}");

@@ -9,22 +9,14 @@ mod file;
 mod settings;
 
 pub use cli::Cli;
-pub use file::{ConfigError, FileConfig, HttpConfig, KNOWN_KEYS, parse};
+pub use file::{FileConfig, HttpConfig, parse};
+pub use rucat_monitor::config::ConfigError;
 pub use settings::{DEFAULT_LISTEN, Settings, resolve};
 
 /// The file `cli` names, if any, resolved with the flags over it.
 pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
     let file = match &cli.config_path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            parse(&text).map_err(|error| ConfigError::InFile {
-                path: path.clone(),
-                error: Box::new(error),
-            })?
-        }
+        Some(path) => rucat_monitor::config::load_with(path, parse)?,
         None => FileConfig::default(),
     };
     Ok(resolve(file, cli))

@@ -4,9 +4,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
-use std::time::Duration;
 
-use rucat_monitor::ResourceManagerConfig;
+use rucat_core::Quotas;
+use rucat_monitor::{MonitorSettings, ResourceManagerConfig};
 use rucat_store::DatabaseConfig;
 
 use super::cli::Cli;
@@ -27,8 +27,8 @@ pub struct Settings {
     pub resource_manager: ResourceManagerConfig,
     pub auth: Option<AuthProviderConfig>,
     pub embedded_monitor: bool,
-    pub check_interval: Duration,
-    pub resync_interval: Duration,
+    /// What the embedded monitor runs with, as `rucat-monitor` would.
+    pub monitor: MonitorSettings,
     /// Where the Spark Connect gateway listens.
     pub gateway_listen: SocketAddr,
     /// The gateway address shown to users; `None`: derived from where it
@@ -37,6 +37,8 @@ pub struct Settings {
     pub tls: Option<TlsConfig>,
     /// How long clients may take, on the REST API and the gateway.
     pub timeouts: Timeouts,
+    /// How many engines each user may have.
+    pub quotas: Quotas,
 }
 
 impl Settings {
@@ -55,6 +57,7 @@ impl Settings {
 /// resource manager default to places inside the data directory, so moving the
 /// data directory (by file or flag) moves everything not set explicitly.
 pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
+    let monitor = file.monitor_settings();
     let data_dir = cli
         .data_dir
         .clone()
@@ -70,8 +73,7 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
             .unwrap_or_else(|| ResourceManagerConfig::local_in(&data_dir)),
         auth: file.auth_provider,
         embedded_monitor: file.embedded_monitor,
-        check_interval: Duration::from_secs(file.check_interval_secs.into()),
-        resync_interval: Duration::from_secs(file.resync_interval_secs.into()),
+        monitor,
         gateway_listen: cli
             .gateway_listen
             .or(file.gateway.listen)
@@ -79,6 +81,7 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
         gateway_advertised: file.gateway.advertised_address,
         tls: file.tls,
         timeouts: file.http.timeouts(),
+        quotas: file.quotas,
         data_dir,
     }
 }
@@ -86,16 +89,16 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
     use crate::config::parse;
 
     fn cli(listen: Option<&str>, data_dir: Option<&str>) -> Cli {
         Cli {
-            config_path: None,
             listen: listen.map(|l| l.parse().unwrap()),
             data_dir: data_dir.map(PathBuf::from),
-            gateway_listen: None,
+            ..Cli::default()
         }
     }
 
@@ -122,8 +125,8 @@ mod tests {
         assert_eq!(work_dir(&settings), Path::new("./rucat-data/engines"));
         assert!(settings.auth.is_none());
         assert!(settings.embedded_monitor);
-        assert_eq!(settings.check_interval, Duration::from_secs(1));
-        assert_eq!(settings.resync_interval, Duration::from_secs(30));
+        assert_eq!(settings.monitor, MonitorSettings::default());
+        assert_eq!(settings.quotas, Quotas::default());
         assert_eq!(
             settings.gateway_listen,
             "127.0.0.1:15002".parse::<SocketAddr>().unwrap()
@@ -169,7 +172,10 @@ mod tests {
                 "resource_manager": {"Local": {"work_dir": "/work"}},
                 "auth_provider": {"StaticAuthProviderConfig": {"username": "u", "password": "p"}},
                 "embedded_monitor": false, "check_interval_secs": 7,
-                "http": {"request_timeout_secs": 45}}"#,
+                "lease_secs": 12, "start_deadline_secs": 90, "max_concurrent": 4,
+                "resync_interval_secs": 60,
+                "http": {"request_timeout_secs": 45},
+                "quotas": {"default": {"max_running": 3}}}"#,
         )
         .unwrap();
         let settings = resolve(file, &Cli::default());
@@ -182,8 +188,14 @@ mod tests {
         assert_eq!(work_dir(&settings), Path::new("/work"));
         assert!(settings.auth.is_some());
         assert!(!settings.embedded_monitor);
-        assert_eq!(settings.check_interval, Duration::from_secs(7));
+        let monitor = settings.monitor.monitor_config();
+        assert_eq!(monitor.check_interval, Duration::from_secs(7));
+        assert_eq!(monitor.lease_duration, Duration::from_secs(12));
+        assert_eq!(monitor.start_deadline, Duration::from_secs(90));
+        assert_eq!(monitor.max_concurrent, 4);
+        assert_eq!(monitor.resync_interval, Duration::from_secs(60));
         assert_eq!(settings.timeouts.request, Duration::from_secs(45));
+        assert_eq!(settings.quotas.default.max_running, Some(3));
     }
 
     #[test]
