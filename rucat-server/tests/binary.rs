@@ -216,11 +216,17 @@ fn config_errors_name_the_key_and_fail_the_start() {
         ),
         (
             json!({"embeded_monitor": false}),
-            "unknown key `embeded_monitor`",
+            "embeded_monitor: unknown field `embeded_monitor`",
         ),
         (
             json!({"check_interval_secs": 0}),
             "check_interval_secs: must be at least 1",
+        ),
+        (json!({"lease_secs": 1}), "lease_secs: must be at least 3"),
+        (
+            json!({"database": {"Surreal": {"uri": "ws://127.0.0.1:1",
+                "credentials": {"username": "root", "password": 97531}}}}),
+            "database.Surreal.credentials.password: invalid type",
         ),
     ] {
         let path = write_config(data.path(), config);
@@ -228,6 +234,10 @@ fn config_errors_name_the_key_and_fail_the_start() {
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            !stderr.contains("97531"),
+            "the password is not echoed: {stderr}"
+        );
     }
     let output = command(&["--config-path", "/nonexistent/rucat.json"])
         .output()
