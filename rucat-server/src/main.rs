@@ -12,7 +12,7 @@ use rucat_core::{Engines, Monitor};
 use rucat_monitor::http::Telemetry;
 use rucat_monitor::{build_resource_manager, process};
 use rucat_server::api::{self, HttpMetrics};
-use rucat_server::auth::StaticAuth;
+use rucat_server::auth::{self, AuthMetrics, Authenticator};
 use rucat_server::config::{self, Cli};
 use rucat_server::gateway::{Activity, Gateway, GatewayMetrics};
 use rucat_server::serve::{self, Protocol};
@@ -25,6 +25,9 @@ use tokio::task::JoinHandle;
 async fn main() -> anyhow::Result<()> {
     process::init_tracing();
     let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        return Ok(auth::hash::run(command)?);
+    }
     let settings = config::load(&cli)?;
     tracing::info!(
         data_dir = %settings.data_dir.display(),
@@ -100,7 +103,13 @@ async fn main() -> anyhow::Result<()> {
         .context("cannot read the gateway's bound address")?;
     let advertised = settings.advertised(gateway_addr);
 
-    let auth = settings.auth.map(StaticAuth::from);
+    let auth = settings.auth.map(|config| {
+        Authenticator::new(config).with_metrics(AuthMetrics::register(telemetry.registry_mut()))
+    });
+    if let Some(auth) = auth.clone() {
+        // A JWT issuer's keys, fetched now so a wrong URL shows at start.
+        tokio::spawn(async move { auth.prefetch().await });
+    }
     let activity = Activity::with_metrics(GatewayMetrics::register(telemetry.registry_mut()));
     let gateway = Gateway::new(store, auth.clone(), activity)
         .with_setup_timeout(settings.timeouts.header_read);

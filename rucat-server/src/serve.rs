@@ -2,15 +2,20 @@
 //! shutdown signal, then letting open connections finish their requests.
 //! The REST API and the gateway both go through here, so they share one TLS
 //! set-up, one shutdown behaviour and one way of bounding slow clients
-//! ([`Timeouts`], enforced per connection by [`deadline`]).
+//! ([`Timeouts`], enforced per connection by [`deadline`]). Every request
+//! carries its connection's peer address as axum's
+//! `ConnectInfo<SocketAddr>` in its extensions ([`WithPeer`]), for
+//! authentication to tell where it came from.
 
 mod deadline;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -186,7 +191,7 @@ pub async fn serve<S, B>(
                     clock: Arc::clone(&clock),
                 };
                 let service = Tracked {
-                    service,
+                    service: WithPeer { service, peer },
                     clock: Arc::clone(&clock),
                 };
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -206,5 +211,29 @@ pub async fn serve<S, B>(
         .is_err()
     {
         warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+    }
+}
+
+/// A connection's service, giving each request the connection's peer
+/// address as `ConnectInfo<SocketAddr>`, as axum's own server would: the
+/// REST API's and the gateway's authentication read it to tell a trusted
+/// proxy from anyone else, and to limit failed logins per source.
+#[derive(Clone)]
+pub struct WithPeer<S> {
+    service: S,
+    peer: SocketAddr,
+}
+
+impl<S, B> hyper::service::Service<Request<B>> for WithPeer<S>
+where
+    S: hyper::service::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut request: Request<B>) -> Self::Future {
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        self.service.call(request)
     }
 }

@@ -26,6 +26,10 @@ pub enum ApiError {
     /// the Bearer scheme in the challenge.
     #[error("authentication required")]
     Unauthorized { bearer: bool },
+    /// The caller's address failed to log in too often (see
+    /// `crate::auth`); it may try again in `retry_after_secs`.
+    #[error("too many failed logins from your address; retry in {retry_after_secs} s")]
+    TooManyFailedLogins { retry_after_secs: u64 },
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -62,6 +66,8 @@ pub enum ApiError {
 pub enum ErrorKind {
     BadRequest,
     Unauthorized,
+    /// Too many failed logins from the caller's address (429).
+    RateLimited,
     NotFound,
     MethodNotAllowed,
     InvalidState,
@@ -99,6 +105,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::TooManyFailedLogins { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidState { .. } | Self::Contended(_) => StatusCode::CONFLICT,
@@ -115,6 +122,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => ErrorKind::BadRequest,
             Self::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Self::TooManyFailedLogins { .. } => ErrorKind::RateLimited,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::MethodNotAllowed => ErrorKind::MethodNotAllowed,
             Self::InvalidState { .. } => ErrorKind::InvalidState,
@@ -138,6 +146,7 @@ impl ErrorKind {
         match self {
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
+            Self::RateLimited => "rate_limited",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidState => "invalid_state",
@@ -183,6 +192,9 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::TooManyFailedLogins { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
         }
@@ -290,6 +302,7 @@ mod tests {
         for kind in [
             BadRequest,
             Unauthorized,
+            RateLimited,
             NotFound,
             MethodNotAllowed,
             InvalidState,

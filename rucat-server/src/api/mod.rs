@@ -103,12 +103,9 @@ fn build(
         // After the routes: it applies to those registered before it.
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    if let Some(auth) = auth {
-        api = api.layer(middleware::from_fn_with_state(
-            Arc::new(auth),
-            auth::require_auth,
-        ));
-    }
+    // Puts the caller's `Identity` into every request's extensions
+    // (`Identity::anonymous()` without auth), or refuses the request.
+    api = api.layer(middleware::from_fn_with_state(auth, auth::require_auth));
     // Merged after the auth layer, so probes, scrapers and API clients
     // fetching the document need no credentials.
     let mut router = api

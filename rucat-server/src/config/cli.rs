@@ -1,10 +1,13 @@
 //! Command-line flags. They override the file, so one config file can serve
-//! several servers that differ only in address or data directory.
+//! several servers that differ only in address or data directory. Two
+//! subcommands print what a static user's config needs instead of serving.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+
+pub use crate::auth::hash::Command;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Parser)]
 #[command(name = "rucat-server", version, about = "Rucat REST server")]
@@ -21,6 +24,9 @@ pub struct Cli {
     /// Address for the Spark Connect gateway (overrides `gateway.listen`).
     #[arg(long, value_name = "ADDR")]
     pub gateway_listen: Option<SocketAddr>,
+    /// Print a hash for the config instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
 }
 
 #[cfg(test)]
@@ -53,6 +59,24 @@ mod tests {
         assert_eq!(cli.listen, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(cli.data_dir, Some("/var/lib/rucat".into()));
         assert_eq!(cli.gateway_listen, Some("0.0.0.0:15002".parse().unwrap()));
+    }
+
+    #[test]
+    fn hash_commands() {
+        assert_eq!(
+            parse(&["hash-password"]).unwrap().command,
+            Some(Command::HashPassword)
+        );
+        assert_eq!(
+            parse(&["hash-token"]).unwrap().command,
+            Some(Command::HashToken { stdin: false })
+        );
+        assert_eq!(
+            parse(&["hash-token", "--stdin"]).unwrap().command,
+            Some(Command::HashToken { stdin: true })
+        );
+        // The password never comes as an argument.
+        assert!(parse(&["hash-password", "s3cret"]).is_err());
     }
 
     #[test]

@@ -8,8 +8,11 @@
 //! sends as it is) and, when auth is configured, its rucat credential
 //! (`;token=<bearer token>`). For every RPC the gateway:
 //!
-//! 1. checks the credential with the same [`StaticAuth`] as the REST API;
-//! 2. reads the engine's record from the store ([`route`]): it must be
+//! 1. authenticates the caller with the same [`Authenticator`] as the REST
+//!    API (any provider: Basic, tokens, JWTs, a trusted proxy's header);
+//! 2. reads the engine's record from the store ([`route`]): it must exist
+//!    and be one the caller may see ([`Identity::may_see`]; any other is
+//!    answered exactly as an unknown engine, so ids do not leak), be
 //!    Running, on an engine kind that can check a token;
 //! 3. swaps the user's credential for the engine's token and forwards the
 //!    RPC over one shared HTTP/2 connection per engine ([`proxy`]),
@@ -36,14 +39,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Request;
-use axum::http::header::AUTHORIZATION;
 use http_body::Body;
-use rucat_core::{EngineId, Store};
+use rucat_core::{EngineId, Identity, Store};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::auth::StaticAuth;
+use crate::auth::{self, Authenticator};
 use crate::serve::{self, Protocol, Timeouts};
 
 pub use activity::{Activity, ActivitySnapshot, GatewayMetrics};
@@ -83,7 +85,7 @@ pub struct Gateway {
 
 struct Inner {
     store: Arc<dyn Store>,
-    auth: Option<StaticAuth>,
+    auth: Option<Authenticator>,
     activity: Activity,
     engines: proxy::EngineClient,
     routes: HashMap<String, SocketAddr>,
@@ -91,8 +93,11 @@ struct Inner {
 
 impl Gateway {
     /// A gateway to the engines of `store`, admitting clients by `auth`
-    /// (open without), and recording into `activity`.
-    pub fn new(store: Arc<dyn Store>, auth: Option<StaticAuth>, activity: Activity) -> Self {
+    /// (without, everyone is [`Identity::anonymous`], an admin), and
+    /// recording into `activity`. Requests should carry their connection's
+    /// peer as `ConnectInfo<SocketAddr>` ([`Gateway::serve`] adds it): a
+    /// trusted proxy's header is believed only with it.
+    pub fn new(store: Arc<dyn Store>, auth: Option<Authenticator>, activity: Activity) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -186,20 +191,17 @@ impl Gateway {
         if !route::is_grpc(headers) {
             return Err(Refusal::NotGrpc);
         }
-        if let Some(auth) = &self.inner.auth {
-            let allowed = headers
-                .get(AUTHORIZATION)
-                .is_some_and(|value| auth.allows(value.as_bytes()));
-            if !allowed {
-                return Err(Refusal::Unauthenticated);
-            }
-        }
+        let identity = match &self.inner.auth {
+            None => Identity::anonymous(),
+            Some(auth) => auth.authenticate(headers, auth::peer_of(&request)).await?,
+        };
         let id = route::engine_id(headers)?;
         let record = self
             .inner
             .store
             .get(&id)
             .await?
+            .filter(|record| identity.may_see(record))
             .ok_or_else(|| Refusal::UnknownEngine(id.clone()))?;
         let mut upstream = route::upstream(&record)?;
         if let Some(address) = self.inner.routes.get(&upstream.authority) {

@@ -5,6 +5,7 @@ use axum::http::HeaderMap;
 use rucat_core::{EngineId, EngineRecord, EngineState, EngineToken, StoreError};
 
 use super::status::Code;
+use crate::auth::AuthFailure;
 
 /// The metadata key that names the engine. A Spark Connect client sends
 /// every unknown parameter of its `sc://` connection string as metadata, so
@@ -18,6 +19,13 @@ pub enum Refusal {
         "rucat needs your credential: add ;token=<your rucat bearer token> to the sc:// connection string"
     )]
     Unauthenticated,
+    /// The client's address failed to log in too often.
+    #[error("too many failed logins from your address; retry in {retry_after_secs} s")]
+    TooManyFailedLogins { retry_after_secs: u64 },
+    #[error(
+        "rucat cannot check your token now: its identity provider's keys cannot be fetched; retry in a moment"
+    )]
+    IdentityUnavailable,
     #[error(
         "no engine named: connect with the endpoint that GET /engine/{{id}} shows, which ends in ;{ENGINE_ID_KEY}=<engine id>"
     )]
@@ -48,6 +56,8 @@ impl Refusal {
     pub fn code(&self) -> Code {
         match self {
             Self::Unauthenticated => Code::Unauthenticated,
+            Self::TooManyFailedLogins { .. } => Code::ResourceExhausted,
+            Self::IdentityUnavailable => Code::Unavailable,
             Self::NoEngineId | Self::MalformedEngineId => Code::InvalidArgument,
             Self::UnknownEngine(_) => Code::NotFound,
             Self::NotRunning { .. } | Self::CannotAuthenticate { .. } => Code::FailedPrecondition,
@@ -60,6 +70,8 @@ impl Refusal {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "unauthenticated",
+            Self::TooManyFailedLogins { .. } => "rate_limited",
+            Self::IdentityUnavailable => "identity_unavailable",
             Self::NoEngineId | Self::MalformedEngineId => "no_engine_id",
             Self::UnknownEngine(_) => "unknown_engine",
             Self::NotRunning { .. } => "not_running",
@@ -67,6 +79,20 @@ impl Refusal {
             Self::Unreachable { .. } => "unreachable",
             Self::Store(_) => "store_unavailable",
             Self::NotGrpc => "not_grpc",
+        }
+    }
+}
+
+impl From<AuthFailure> for Refusal {
+    fn from(failure: AuthFailure) -> Self {
+        match failure {
+            AuthFailure::Unavailable => Self::IdentityUnavailable,
+            AuthFailure::TooManyFailures { .. } => Self::TooManyFailedLogins {
+                retry_after_secs: failure.retry_after_secs().unwrap_or(1),
+            },
+            AuthFailure::Missing | AuthFailure::Invalid | AuthFailure::UntrustedSource => {
+                Self::Unauthenticated
+            }
         }
     }
 }

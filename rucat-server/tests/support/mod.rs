@@ -1,4 +1,5 @@
 // Each test binary that includes this uses only part of it.
 #![allow(dead_code)]
 
+pub mod identities;
 pub mod processes;
