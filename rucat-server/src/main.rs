@@ -44,7 +44,13 @@ async fn main() -> anyhow::Result<()> {
     let mut telemetry = Telemetry::new(store.clone());
     let lifecycle = Arc::new(MonitorMetrics::register(telemetry.registry_mut()));
     let http_metrics = HttpMetrics::register(telemetry.registry_mut());
-    let engines = Engines::new(store.clone()).with_metrics(Arc::clone(&lifecycle));
+    let audit = api::Audit::register(
+        telemetry.registry_mut(),
+        settings.audit.user_metrics_limit.into(),
+    );
+    let engines = Engines::new(store.clone())
+        .with_metrics(Arc::clone(&lifecycle))
+        .with_quotas(settings.quotas.clone());
 
     // Everything stops when this turns true: on a signal, or if the
     // embedded monitor dies (a server without it would accept engines that
@@ -113,9 +119,12 @@ async fn main() -> anyhow::Result<()> {
     let activity = Activity::with_metrics(GatewayMetrics::register(telemetry.registry_mut()));
     let gateway = Gateway::new(store, auth.clone(), activity)
         .with_setup_timeout(settings.timeouts.header_read);
-    let router = api::through_gateway(
-        api::observed_router(engines, auth, Arc::new(telemetry), http_metrics),
-        advertised.clone(),
+    let router = api::with_audit(
+        api::through_gateway(
+            api::observed_router(engines, auth, Arc::new(telemetry), http_metrics),
+            advertised.clone(),
+        ),
+        audit,
     );
     let router = api::with_timeouts(router, settings.timeouts.request_limits());
     let rest = serve::serve(

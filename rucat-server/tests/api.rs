@@ -570,7 +570,11 @@ async fn wrong_methods_are_405() {
     let id = EngineId::generate();
     for (method, path, allow) in [
         (Method::GET, "/engine".to_owned(), "POST"),
-        (Method::PUT, format!("/engine/{id}"), "GET,HEAD,DELETE"),
+        (
+            Method::PUT,
+            format!("/engine/{id}"),
+            "GET,HEAD,DELETE,PATCH",
+        ),
         (Method::GET, format!("/engine/{id}/stop"), "POST"),
         (Method::DELETE, format!("/engine/{id}/restart"), "POST"),
         (Method::POST, "/engines".to_owned(), "GET,HEAD"),

@@ -12,7 +12,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rucat_core::{EngineError, EngineState, StoreError, ValidationError};
+use rucat_core::quota::QuotaKind;
+use rucat_core::{EngineError, EngineState, QuotaExceeded, StoreError, ValidationError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -30,8 +31,15 @@ pub enum ApiError {
     /// `crate::auth`); it may try again in `retry_after_secs`.
     #[error("too many failed logins from your address; retry in {retry_after_secs} s")]
     TooManyFailedLogins { retry_after_secs: u64 },
+    /// The caller may see the engine but not do this to it (a group member
+    /// changing whom it is shared with: only its owner and admins may).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The caller is at a quota (see `rucat_core::quota`).
+    #[error("{0}; stop or delete an engine first, or ask an admin for a larger quota")]
+    QuotaExceeded(QuotaExceeded),
     #[error("method not allowed")]
     MethodNotAllowed,
     /// The action is not allowed in the engine's current state.
@@ -68,7 +76,11 @@ pub enum ErrorKind {
     Unauthorized,
     /// Too many failed logins from the caller's address (429).
     RateLimited,
+    /// The caller may see the engine but not change it so (403).
+    Forbidden,
     NotFound,
+    /// The caller is at a quota (429, naming `quota`, `count` and `limit`).
+    QuotaExceeded,
     MethodNotAllowed,
     InvalidState,
     Conflict,
@@ -98,6 +110,18 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub state: Option<EngineState>,
+    /// The quota reached, for `quota_exceeded`: `max_engines` or `max_running`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<String>)]
+    pub quota: Option<QuotaKind>,
+    /// The caller's count against `quota` when the request was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub count: Option<u64>,
+    /// The caller's limit for `quota`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub limit: Option<u64>,
 }
 
 impl ApiError {
@@ -106,7 +130,9 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::TooManyFailedLogins { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidState { .. } | Self::Contended(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,7 +149,9 @@ impl ApiError {
             Self::BadRequest(_) => ErrorKind::BadRequest,
             Self::Unauthorized { .. } => ErrorKind::Unauthorized,
             Self::TooManyFailedLogins { .. } => ErrorKind::RateLimited,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::NotFound(_) => ErrorKind::NotFound,
+            Self::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             Self::MethodNotAllowed => ErrorKind::MethodNotAllowed,
             Self::InvalidState { .. } => ErrorKind::InvalidState,
             Self::Contended(_) => ErrorKind::Conflict,
@@ -147,7 +175,9 @@ impl ErrorKind {
             Self::BadRequest => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::RateLimited => "rate_limited",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InvalidState => "invalid_state",
             Self::Conflict => "conflict",
@@ -174,8 +204,22 @@ impl IntoResponse for ApiError {
                 Self::InvalidState { state, .. } => Some(*state),
                 _ => None,
             },
+            quota: None,
+            count: None,
+            limit: None,
+        };
+        let body = match &self {
+            Self::QuotaExceeded(q) => ErrorBody {
+                quota: Some(q.quota),
+                count: Some(q.count),
+                limit: Some(q.limit),
+                ..body
+            },
+            _ => body,
         };
         let mut response = (self.status(), Json(body)).into_response();
+        // For the audit trail, which reports the outcome of each action.
+        response.extensions_mut().insert(self.error_kind());
         let headers = response.headers_mut();
         match self {
             Self::Unauthorized { bearer } => {
@@ -221,6 +265,8 @@ impl From<EngineError> for ApiError {
                 state,
             },
             EngineError::Contended(_) => Self::Contended(err.to_string()),
+            EngineError::QuotaExceeded(quota) => Self::QuotaExceeded(quota),
+            EngineError::Forbidden { .. } => Self::Forbidden(err.to_string()),
             EngineError::Store(store) => store.into(),
         }
     }
@@ -231,6 +277,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound(_) => Self::NotFound(err.to_string()),
             StoreError::Conflict(_) => Self::Contended(err.to_string()),
+            StoreError::QuotaExceeded(quota) => Self::QuotaExceeded(quota),
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %err, "engine store unavailable");
                 Self::Unavailable
@@ -303,7 +350,9 @@ mod tests {
             BadRequest,
             Unauthorized,
             RateLimited,
+            Forbidden,
             NotFound,
+            QuotaExceeded,
             MethodNotAllowed,
             InvalidState,
             Conflict,

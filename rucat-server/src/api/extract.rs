@@ -152,6 +152,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
 fn list_query(query: &str) -> Result<PageQuery, ApiError> {
     let mut limit = None;
     let mut after = None;
+    let mut owner = None;
     let mut states = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -163,6 +164,15 @@ fn list_query(query: &str) -> Result<PageQuery, ApiError> {
                     .parse::<EngineId>()
                     .map_err(|err| invalid("after", err.to_string()))?;
                 once("after", &mut after, id)?;
+            }
+            "owner" => {
+                if value.is_empty() || value.len() > MAX_OWNER_LEN {
+                    return Err(invalid(
+                        "owner",
+                        format!("a user name of 1 to {MAX_OWNER_LEN} characters"),
+                    ));
+                }
+                once("owner", &mut owner, value)?;
             }
             "state" => {
                 for name in value.split(',') {
@@ -180,8 +190,14 @@ fn list_query(query: &str) -> Result<PageQuery, ApiError> {
         after,
         limit: limit.unwrap_or(DEFAULT_PAGE),
         states,
+        owner,
+        // Set by the handler from the caller's identity, never by the query.
+        visible_to: None,
     })
 }
+
+/// The longest `owner` a list may filter on; longer names are no user's.
+const MAX_OWNER_LEN: usize = 256;
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
     ApiError::Unprocessable {
@@ -292,8 +308,16 @@ mod tests {
                     EngineState::Terminated,
                     EngineState::ErrorClean
                 ],
+                ..PageQuery::first(0)
             }
         );
+        assert_eq!(
+            list_query("owner=al%20ice").unwrap().owner.as_deref(),
+            Some("al ice")
+        );
+        for bad in ["owner=", "owner=a&owner=b"] {
+            assert!(list_query(bad).is_err(), "{bad}");
+        }
         assert_eq!(list_query("limit=1").unwrap().limit, 1);
     }
 

@@ -12,12 +12,14 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use rucat_core::request::validate_groups;
 use rucat_core::store::PageQuery;
-use rucat_core::{CreateEngineRequest, EngineId, EngineInfo, EngineState, Engines};
-use serde::Serialize;
+use rucat_core::{CreateEngineRequest, EngineId, EngineInfo, EngineState, Engines, Identity};
+use serde::{Deserialize, Serialize};
 use tracing::{Instrument, Span, info, info_span, warn};
 use utoipa::ToSchema;
 
+use super::audit::ActedOn;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{EnginePath, Force, Json, ListQuery};
 use crate::gateway::Advertised;
@@ -40,7 +42,7 @@ fn engine_span(id: &EngineId) -> Span {
     operation_id = "createEngine",
     tag = "engines",
     summary = "Create an engine",
-    description = "Records a new engine in `WaitToStart`; a monitor starts it. Poll `GET /engine/{id}` for its state.",
+    description = "Records a new engine in `WaitToStart`, owned by the caller; a monitor starts it. Poll `GET /engine/{id}` for its state. `share_with_groups` lets members of those groups see and act on it too.",
     request_body = CreateEngineRequest,
     responses(
         (status = 200, description = "The engine was recorded", body = EngineRef),
@@ -49,17 +51,21 @@ fn engine_span(id: &EngineId) -> Span {
         (status = 408, description = "The body did not arrive within `http.body_read_timeout_secs` (`request_timeout`)", body = ErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`unsupported_media_type`)", body = ErrorBody),
         (status = 422, description = "A field is not acceptable (`invalid_request`, naming `field`)", body = ErrorBody),
+        (status = 429, description = "The caller is at a quota (`quota_exceeded`, naming `quota`, `count` and `limit`), or failed to log in too often (`rate_limited`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn create(
     State(engines): State<Engines>,
+    Extension(who): Extension<Identity>,
     Json(request): Json<CreateEngineRequest>,
-) -> JsonResult<EngineRef> {
-    let id = engines.create(request).await?;
-    info!(parent: &engine_span(&id), "engine created");
-    Ok(axum::Json(EngineRef { id }))
+) -> Result<Response, ApiError> {
+    let id = engines.create_as(&who, request).await?;
+    info!(parent: &engine_span(&id), owner = %who, "engine created");
+    let mut response = axum::Json(EngineRef { id: id.clone() }).into_response();
+    response.extensions_mut().insert(ActedOn(id));
+    Ok(response)
 }
 
 #[utoipa::path(
@@ -72,7 +78,7 @@ pub async fn create(
     responses(
         (status = 200, description = "The engine", body = EngineInfo),
         (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
-        (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
+        (status = 404, description = "No such engine, or one the caller may not see (`not_found`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
@@ -80,18 +86,78 @@ pub async fn create(
 pub async fn get(
     State(engines): State<Engines>,
     gateway: Option<Extension<Advertised>>,
+    Extension(who): Extension<Identity>,
     EnginePath(id): EnginePath,
 ) -> JsonResult<EngineInfo> {
     let span = engine_span(&id);
     async move {
-        let record = engines.get(&id).await?;
-        let mut info = EngineInfo::from(&record);
-        // Users connect through the gateway; the engine's own address is
-        // for the gateway alone (and refuses clients without its token).
-        if let (Some(Extension(gateway)), Some(endpoint)) = (gateway, &mut info.endpoint) {
-            *endpoint = gateway.endpoint(&id);
-        }
-        Ok(axum::Json(info))
+        let record = engines.get_as(&who, &id).await?;
+        Ok(axum::Json(info_of(&record, gateway)))
+    }
+    .instrument(span)
+    .await
+}
+
+/// The engine as users see it. Users connect through the gateway; the
+/// engine's own address is for the gateway alone (and refuses clients
+/// without its token).
+fn info_of(
+    record: &rucat_core::EngineRecord,
+    gateway: Option<Extension<Advertised>>,
+) -> EngineInfo {
+    let mut info = EngineInfo::from(record);
+    if let (Some(Extension(gateway)), Some(endpoint)) = (gateway, &mut info.endpoint) {
+        *endpoint = gateway.endpoint(record.id());
+    }
+    info
+}
+
+/// The body of `PATCH /engine/{id}`: what may change after creation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EngineUpdate {
+    /// Replaces the groups whose members may see and act on the engine
+    /// (at most 32 names of 1 to 64 characters); `[]` shares with nobody.
+    pub share_with_groups: Vec<String>,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/engine/{id}",
+    operation_id = "updateEngine",
+    tag = "engines",
+    summary = "Change whom an engine is shared with",
+    description = "Only the engine's owner and admins may; a group member who sees the engine gets 403. Answers the engine as `GET /engine/{id}` would.",
+    params(("id" = EngineId, Path, description = "The engine's id")),
+    request_body = EngineUpdate,
+    responses(
+        (status = 200, description = "The engine, as changed", body = EngineInfo),
+        (status = 400, description = "Malformed engine id or JSON (`bad_request`)", body = ErrorBody),
+        (status = 403, description = "The caller sees the engine but is not its owner nor an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such engine, or one the caller may not see (`not_found`)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `http.body_read_timeout_secs` (`request_timeout`)", body = ErrorBody),
+        (status = 409, description = "The engine kept changing (`conflict`)", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = ErrorBody),
+        (status = 415, description = "Body not sent as `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "A field is not acceptable (`invalid_request`, naming `field`, e.g. `share_with_groups[1]`)", body = ErrorBody),
+        (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
+    )
+)]
+pub async fn update(
+    State(engines): State<Engines>,
+    gateway: Option<Extension<Advertised>>,
+    Extension(who): Extension<Identity>,
+    EnginePath(id): EnginePath,
+    Json(update): Json<EngineUpdate>,
+) -> JsonResult<EngineInfo> {
+    let span = engine_span(&id);
+    async move {
+        let groups = validate_groups(&update.share_with_groups)?;
+        engines.share_as(&who, &id, groups).await?;
+        info!(by = %who, "engine sharing changed");
+        let record = engines.get_as(&who, &id).await?;
+        Ok(axum::Json(info_of(&record, gateway)))
     }
     .instrument(span)
     .await
@@ -103,25 +169,27 @@ pub async fn get(
     operation_id = "listEngines",
     tag = "engines",
     summary = "List engines, oldest first, a page at a time",
-    description = "Engine ids in id order, which is creation order, at most `limit` of them (1000 without `limit`). When the page is full, a `Link` header (RFC 8288) gives the next page: `</engines?after=<last id>&limit=<limit>[&state=…]>; rel=\"next\"`, relative to this URL. Follow it until an answer has no `Link` (the last page may be empty) to list every engine exactly once, even while engines are created and deleted: pages continue after the last id seen, so engines created during the walk appear at its end, and one deleted before its page is reached does not appear.",
+    description = "The engines the caller may see (an admin: all; a user: their own and those shared with their groups), by id in id order, which is creation order, at most `limit` of them (1000 without `limit`). When the page is full, a `Link` header (RFC 8288) gives the next page: `</engines?after=<last id>&limit=<limit>[&state=…]>; rel=\"next\"`, relative to this URL. Follow it until an answer has no `Link` (the last page may be empty) to list every engine exactly once, even while engines are created and deleted: pages continue after the last id seen, so engines created during the walk appear at its end, and one deleted before its page is reached does not appear.",
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many engines (default 1000)"),
         ("after" = Option<EngineId>, Query, description = "Only engines whose id sorts after this one: the last id of the previous page"),
         ("state" = Option<Vec<EngineState>>, Query, style = Form, explode, description = "Only engines in one of these states; repeat it (`state=Running&state=Terminated`) or separate names with commas"),
+        ("owner" = Option<String>, Query, description = "Only engines this user owns (among those the caller may see)"),
     ),
     responses(
         (status = 200, description = "A page of engine ids, oldest first", body = Vec<EngineRef>,
             headers(("Link" = String, description = "With a full page: the next page, as `</engines?after=…&limit=…>; rel=\"next\"`"))),
-        (status = 422, description = "A parameter is not acceptable (`invalid_request`, naming `field`: `limit`, `after` or `state`)", body = ErrorBody),
+        (status = 422, description = "A parameter is not acceptable (`invalid_request`, naming `field`: `limit`, `after`, `state` or `owner`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(engines): State<Engines>,
+    Extension(who): Extension<Identity>,
     ListQuery(query): ListQuery,
 ) -> Result<Response, ApiError> {
-    let ids = engines.page_ids(&query).await?;
+    let ids = engines.page_ids_as(&who, &query).await?;
     let next = match ids.last() {
         Some(last) if ids.len() >= query.limit => Some(next_page(&query, last)?),
         _ => None,
@@ -138,13 +206,17 @@ pub async fn list(
 }
 
 /// The `Link` header value naming the page after the one that ended with
-/// `last`. Ids and state names need no escaping in a URL.
+/// `last`. Ids and state names need no escaping in a URL; an owner may.
 fn next_page(query: &PageQuery, last: &EngineId) -> Result<HeaderValue, ApiError> {
     let mut url = format!("/engines?after={last}&limit={}", query.limit);
     if !query.states.is_empty() {
         let names: Vec<&str> = query.states.iter().map(|s| s.name()).collect();
         url.push_str("&state=");
         url.push_str(&names.join(","));
+    }
+    if let Some(owner) = &query.owner {
+        url.push_str("&owner=");
+        url.push_str(&percent_encode(owner));
     }
     // Cannot fail: ids, numbers and state names are ASCII letters and digits.
     HeaderValue::try_from(format!("<{url}>; rel=\"next\"")).map_err(|_| ApiError::Internal)
@@ -162,7 +234,7 @@ fn next_page(query: &PageQuery, last: &EngineId) -> Result<HeaderValue, ApiError
     responses(
         (status = 200, description = "The stop was recorded; empty body"),
         (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
-        (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
+        (status = 404, description = "No such engine, or one the caller may not see (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
@@ -170,11 +242,12 @@ fn next_page(query: &PageQuery, last: &EngineId) -> Result<HeaderValue, ApiError
 )]
 pub async fn stop(
     State(engines): State<Engines>,
+    Extension(who): Extension<Identity>,
     EnginePath(id): EnginePath,
 ) -> Result<(), ApiError> {
     let span = engine_span(&id);
     async move {
-        engines.stop(&id).await?;
+        engines.stop_as(&who, &id).await?;
         info!("engine stop requested");
         Ok(())
     }
@@ -188,24 +261,26 @@ pub async fn stop(
     operation_id = "restartEngine",
     tag = "engines",
     summary = "Restart an engine",
-    description = "`Terminated` → `WaitToStart`; `WaitToTerminate` → `Running`.",
+    description = "`Terminated` → `WaitToStart`; `WaitToTerminate` → `Running`. Counts against the owner's `max_running` quota.",
     params(("id" = EngineId, Path, description = "The engine's id")),
     responses(
         (status = 200, description = "The restart was recorded; empty body"),
         (status = 400, description = "Malformed engine id (`bad_request`)", body = ErrorBody),
-        (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
+        (status = 404, description = "No such engine, or one the caller may not see (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
+        (status = 429, description = "The engine's owner is at the `max_running` quota (`quota_exceeded`, naming `quota`, `count` and `limit`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
 )]
 pub async fn restart(
     State(engines): State<Engines>,
+    Extension(who): Extension<Identity>,
     EnginePath(id): EnginePath,
 ) -> Result<(), ApiError> {
     let span = engine_span(&id);
     async move {
-        engines.restart(&id).await?;
+        engines.restart_as(&who, &id).await?;
         info!("engine restart requested");
         Ok(())
     }
@@ -227,7 +302,7 @@ pub async fn restart(
     responses(
         (status = 200, description = "The engine is gone; empty body"),
         (status = 400, description = "Malformed engine id, or `force` neither `true` nor `false` (`bad_request`)", body = ErrorBody),
-        (status = 404, description = "No such engine (`not_found`)", body = ErrorBody),
+        (status = 404, description = "No such engine, or one the caller may not see (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
@@ -235,17 +310,18 @@ pub async fn restart(
 )]
 pub async fn delete(
     State(engines): State<Engines>,
+    Extension(who): Extension<Identity>,
     EnginePath(id): EnginePath,
     Force(force): Force,
 ) -> Result<(), ApiError> {
     let span = engine_span(&id);
     async move {
         if !force {
-            engines.delete(&id).await?;
+            engines.delete_as(&who, &id).await?;
             info!("engine deleted");
             return Ok(());
         }
-        let removed = engines.force_delete(&id).await?;
+        let removed = engines.force_delete_as(&who, &id).await?;
         if removed.state.is_cleaning_up() {
             warn!(
                 state = %removed.state,
@@ -269,4 +345,18 @@ pub async fn not_found() -> ApiError {
 /// For known paths asked with a method they do not support.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// `text` as a query value: unreserved characters (RFC 3986) as they are,
+/// every other byte as `%XX`, which [`super::extract`] decodes back.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }

@@ -15,6 +15,7 @@
 //! authentication: `GET /healthz`, `GET /readyz` (`rucat_monitor::http`),
 //! `GET /openapi.json` ([`openapi`]) and, in [`observed_router`], `GET /metrics`.
 
+mod audit;
 mod error;
 mod extract;
 mod handlers;
@@ -36,6 +37,7 @@ use rucat_monitor::http::{
 use crate::auth::{self, StaticAuth};
 use crate::gateway::Advertised;
 
+pub use audit::Audit;
 pub use error::{ApiError, ErrorBody, ErrorKind};
 pub use handlers::EngineRef;
 pub use metrics::HttpMetrics;
@@ -75,6 +77,12 @@ pub fn with_timeouts(router: Router, limits: RequestLimits) -> Router {
     router.layer(axum::Extension(limits))
 }
 
+/// Counts the audited actions of `router` (see [`audit`]) into `audit`'s
+/// metrics; without it they are only logged.
+pub fn with_audit(router: Router, audit: Audit) -> Router {
+    router.layer(axum::Extension(audit))
+}
+
 /// Makes `router` show a Running engine's endpoint as the gateway's
 /// connection string for it (see [`crate::gateway`]) instead of the
 /// engine's own address.
@@ -95,14 +103,21 @@ fn build(
     let store = Arc::clone(engines.store());
     let mut api = Router::new()
         .route("/engine", post(handlers::create))
-        .route("/engine/{id}", get(handlers::get).delete(handlers::delete))
+        .route(
+            "/engine/{id}",
+            get(handlers::get)
+                .delete(handlers::delete)
+                .patch(handlers::update),
+        )
         .route("/engine/{id}/stop", post(handlers::stop))
         .route("/engine/{id}/restart", post(handlers::restart))
         .route("/engines", get(handlers::list))
         .fallback(handlers::not_found)
         // After the routes: it applies to those registered before it.
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Inside authentication, which tells it who asked.
+        .layer(middleware::from_fn(audit::audit));
     // Puts the caller's `Identity` into every request's extensions
     // (`Identity::anonymous()` without auth), or refuses the request.
     api = api.layer(middleware::from_fn_with_state(auth, auth::require_auth));

@@ -1,7 +1,7 @@
 //! The configuration file, in the original rucat shape (`auth_provider`,
 //! `database`) plus `resource_manager`, `listen`, `data_dir`,
 //! `embedded_monitor`, the embedded monitor's settings (the keys of
-//! `rucat-monitor`'s config), `gateway`, `tls`, `http` and `quotas`.
+//! `rucat-monitor`'s config), `gateway`, `tls`, `http`, `quotas` and `audit`.
 //!
 //! Read as `rucat-monitor` reads its own (see [`parse_json`]): errors name
 //! the key path at fault, for the checks made here too.
@@ -49,6 +49,19 @@ pub struct FileConfig {
     pub http: HttpConfig,
     /// How many engines each user may have; none limited by default.
     pub quotas: Quotas,
+    /// The audit trail's metrics.
+    pub audit: AuditConfig,
+}
+
+/// `"audit": {...}`: how the audited actions are counted (see
+/// `crate::api::Audit`; every action is logged whatever this says).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How many distinct users get a `user` label of their own in
+    /// `rucat_api_actions_total`; later ones share `other`. 0 (the default):
+    /// users are no label at all.
+    pub user_metrics_limit: u16,
 }
 
 impl Default for FileConfig {
@@ -70,6 +83,7 @@ impl Default for FileConfig {
             tls: None,
             http: HttpConfig::default(),
             quotas: Quotas::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

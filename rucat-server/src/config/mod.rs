@@ -9,7 +9,7 @@ mod file;
 mod settings;
 
 pub use cli::Cli;
-pub use file::{FileConfig, HttpConfig, parse};
+pub use file::{AuditConfig, FileConfig, HttpConfig, parse};
 pub use rucat_monitor::config::ConfigError;
 pub use settings::{DEFAULT_LISTEN, Settings, resolve};
 

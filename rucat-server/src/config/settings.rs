@@ -10,7 +10,7 @@ use rucat_monitor::{MonitorSettings, ResourceManagerConfig};
 use rucat_store::DatabaseConfig;
 
 use super::cli::Cli;
-use super::file::FileConfig;
+use super::file::{AuditConfig, FileConfig};
 use crate::auth::AuthProviderConfig;
 use crate::gateway::{self, Advertised};
 use crate::serve::Timeouts;
@@ -39,6 +39,7 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// How many engines each user may have.
     pub quotas: Quotas,
+    pub audit: AuditConfig,
 }
 
 impl Settings {
@@ -82,6 +83,7 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
         tls: file.tls,
         timeouts: file.http.timeouts(),
         quotas: file.quotas,
+        audit: file.audit,
         data_dir,
     }
 }
@@ -175,7 +177,8 @@ mod tests {
                 "lease_secs": 12, "start_deadline_secs": 90, "max_concurrent": 4,
                 "resync_interval_secs": 60,
                 "http": {"request_timeout_secs": 45},
-                "quotas": {"default": {"max_running": 3}}}"#,
+                "quotas": {"default": {"max_running": 3}},
+                "audit": {"user_metrics_limit": 50}}"#,
         )
         .unwrap();
         let settings = resolve(file, &Cli::default());
@@ -196,6 +199,18 @@ mod tests {
         assert_eq!(monitor.resync_interval, Duration::from_secs(60));
         assert_eq!(settings.timeouts.request, Duration::from_secs(45));
         assert_eq!(settings.quotas.default.max_running, Some(3));
+        assert_eq!(settings.audit.user_metrics_limit, 50);
+        assert_eq!(
+            resolve(FileConfig::default(), &Cli::default())
+                .audit
+                .user_metrics_limit,
+            0,
+            "users are no label unless configured"
+        );
+        let err = parse(r#"{"audit": {"per_user": true}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("audit.per_user: unknown field"), "{err}");
     }
 
     #[test]
