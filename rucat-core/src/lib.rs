@@ -14,7 +14,7 @@ pub mod identity;
 pub mod metrics;
 pub mod monitor;
 #[cfg(feature = "openapi")]
-mod openapi;
+pub mod openapi;
 pub mod quota;
 pub mod request;
 pub mod resource;

@@ -11,7 +11,8 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::engine::EngineId;
 use crate::request::{
-    MAX_CONFIG_KEY_LEN, MAX_CONFIG_VALUE_LEN, MAX_CONFIGS, RESERVED_SPARK_CONFIGS,
+    MAX_CONFIG_KEY_LEN, MAX_CONFIG_VALUE_LEN, MAX_CONFIGS, MAX_GROUP_LEN, MAX_SHARED_GROUPS,
+    RESERVED_SPARK_CONFIGS,
 };
 use crate::time::Timestamp;
 
@@ -82,5 +83,19 @@ pub(crate) fn configs_schema() -> Schema {
         .property_names(Some(key))
         .additional_properties(Some(value))
         .max_properties(Some(MAX_CONFIGS))
+        .into()
+}
+
+/// `share_with_groups`, in a create request and in `PATCH /engine/{id}`:
+/// exactly the rules of [`crate::request::validate_groups`].
+pub fn groups_schema() -> Schema {
+    let group = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_GROUP_LEN))
+        .pattern(Some(format!("^[^{CONTROL}{WHITESPACE}]+$")));
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(group)
+        .max_items(Some(MAX_SHARED_GROUPS))
         .into()
 }

@@ -42,7 +42,7 @@ pub struct CreateEngineRequest {
     /// owner (at most 32; each 1 to 64 characters without whitespace or
     /// control characters). The owner may change them later.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::groups_schema))]
     pub share_with_groups: Vec<String>,
 }
 

@@ -41,6 +41,29 @@ fn ensure_schemathesis() {
     );
 }
 
+/// The argon2 hash of `password`, from `rucat-server hash-password`.
+fn password_hash(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rucat-server"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run rucat-server hash-password");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let output = child.wait_with_output().expect("hash-password ends");
+    assert!(output.status.success());
+    String::from_utf8(output.stdout)
+        .expect("a UTF-8 hash")
+        .trim()
+        .to_owned()
+}
+
 /// Starts a server on a fresh data directory with `config` (JSON).
 fn server(dir: &Path, config: &str) -> RucatProcess {
     let config_path = dir.join("server.json");
@@ -129,19 +152,26 @@ async fn the_open_api_keeps_the_promises_of_its_document() {
     assert!(server.terminate(), "the server stops cleanly after fuzzing");
 }
 
-/// With authentication configured the document names the schemes and the
-/// 401s, and schemathesis also checks that requests without credentials are
-/// refused.
+/// With authentication configured the document names the schemes, the 401s
+/// and the 429s, and schemathesis also checks that requests without
+/// credentials are refused. It fuzzes as a user with a quota, so ownership
+/// and quota refusals are met too.
 #[tokio::test]
 async fn the_authenticated_api_keeps_the_promises_of_its_document() {
     ensure_schemathesis();
     let dir = tempfile::tempdir().unwrap();
-    let server = server(
-        dir.path(),
-        r#"{"embedded_monitor": false,
-            "auth_provider": {"StaticAuthProviderConfig":
-                {"username": "fuzz", "password": "fuzz-secret", "bearer_token": "fuzz-token"}}}"#,
-    );
+    // A user (not an admin) with an argon2 password, made by the binary's
+    // own command, and a quota the fuzzer's creates run into.
+    let hash = password_hash("fuzz-secret");
+    let config = serde_json::json!({
+        "embedded_monitor": false,
+        "auth_provider": {
+            "StaticAuthProviderConfig": {"username": "admin", "password": "admin-secret"},
+            "StaticUsers": {"users": [{"name": "fuzz", "password_hash": hash, "groups": ["g"]}]},
+        },
+        "quotas": {"default": {"max_engines": 40}},
+    });
+    let server = server(dir.path(), &config.to_string());
     let output = fuzz(&server, dir.path(), &["--auth", "fuzz:fuzz-secret"]);
     assert!(
         output.status.success(),

@@ -23,10 +23,11 @@ pub enum ApiError {
     /// Syntactically broken input: malformed JSON, an id rucat could not have made.
     #[error("{0}")]
     BadRequest(String),
-    /// Credentials are missing or wrong. `bearer` says whether to also offer
-    /// the Bearer scheme in the challenge.
+    /// Credentials are missing or wrong. `basic` and `bearer` say which
+    /// schemes the challenge offers (Basic when neither is: a server behind
+    /// a proxy still owes the client a challenge).
     #[error("authentication required")]
-    Unauthorized { bearer: bool },
+    Unauthorized { basic: bool, bearer: bool },
     /// The caller's address failed to log in too often (see
     /// `crate::auth`); it may try again in `retry_after_secs`.
     #[error("too many failed logins from your address; retry in {retry_after_secs} s")]
@@ -222,11 +223,13 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(self.error_kind());
         let headers = response.headers_mut();
         match self {
-            Self::Unauthorized { bearer } => {
-                headers.append(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Basic realm="rucat", charset="UTF-8""#),
-                );
+            Self::Unauthorized { basic, bearer } => {
+                if basic || !bearer {
+                    headers.append(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static(r#"Basic realm="rucat", charset="UTF-8""#),
+                    );
+                }
                 if bearer {
                     headers.append(
                         header::WWW_AUTHENTICATE,

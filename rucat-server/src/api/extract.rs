@@ -113,17 +113,21 @@ fn force(query: &str) -> Result<bool, ApiError> {
     let mut force = false;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == "force" {
-            force = match value {
-                "true" => true,
-                "false" => false,
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "force must be true or false, not {other:?}"
-                    )));
-                }
-            };
+        if key != "force" {
+            return Err(ApiError::BadRequest(format!(
+                "unknown parameter {:?}; the only one is force",
+                percent_decode(key)
+            )));
         }
+        force = match value {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "force must be true or false, not {other:?}"
+                )));
+            }
+        };
     }
     Ok(force)
 }
@@ -166,7 +170,7 @@ fn list_query(query: &str) -> Result<PageQuery, ApiError> {
                 once("after", &mut after, id)?;
             }
             "owner" => {
-                if value.is_empty() || value.len() > MAX_OWNER_LEN {
+                if value.is_empty() || value.chars().count() > MAX_OWNER_LEN {
                     return Err(invalid(
                         "owner",
                         format!("a user name of 1 to {MAX_OWNER_LEN} characters"),
@@ -183,7 +187,14 @@ fn list_query(query: &str) -> Result<PageQuery, ApiError> {
                     }
                 }
             }
-            _ => {}
+            // Refused rather than ignored, as unknown body fields are: a
+            // misspelt filter must not quietly list everything.
+            other => {
+                return Err(invalid(
+                    other,
+                    "unknown parameter; known: limit, after, state, owner",
+                ));
+            }
         }
     }
     Ok(PageQuery {
@@ -289,10 +300,13 @@ mod tests {
     #[test]
     fn list_queries_are_read_with_defaults() {
         assert_eq!(list_query("").unwrap(), PageQuery::first(DEFAULT_PAGE));
-        assert_eq!(
-            list_query("other=1&x").unwrap(),
-            PageQuery::first(DEFAULT_PAGE)
-        );
+        for unknown in ["other=1", "x", "=true", "limit=1&States=Running"] {
+            let err = list_query(unknown).unwrap_err();
+            assert!(
+                err.to_string().contains("unknown parameter"),
+                "{unknown}: {err}"
+            );
+        }
         let id = EngineId::generate();
         let query = list_query(&format!(
             "limit=10000&after={id}&state=Running&state=Terminated%2C%20ErrorClean,Running"
@@ -361,9 +375,9 @@ mod tests {
     fn force_is_true_only_when_asked_for() {
         assert!(!force("").unwrap());
         assert!(!force("force=false").unwrap());
-        assert!(!force("other=1").unwrap());
         assert!(force("force=true").unwrap());
-        assert!(force("x=1&force=true").unwrap());
+        assert!(force("other=1").is_err(), "unknown parameters are refused");
+        assert!(force("x=1&force=true").is_err());
         assert!(force("force=yes").is_err());
         assert!(force("force").is_err());
     }

@@ -51,7 +51,7 @@ fn engine_span(id: &EngineId) -> Span {
         (status = 408, description = "The body did not arrive within `http.body_read_timeout_secs` (`request_timeout`)", body = ErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`unsupported_media_type`)", body = ErrorBody),
         (status = 422, description = "A field is not acceptable (`invalid_request`, naming `field`)", body = ErrorBody),
-        (status = 429, description = "The caller is at a quota (`quota_exceeded`, naming `quota`, `count` and `limit`), or failed to log in too often (`rate_limited`)", body = ErrorBody),
+        (status = 429, description = "The caller is at a quota (`quota_exceeded`, naming `quota`, `count` and `limit`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
@@ -117,7 +117,9 @@ fn info_of(
 #[serde(deny_unknown_fields)]
 pub struct EngineUpdate {
     /// Replaces the groups whose members may see and act on the engine
-    /// (at most 32 names of 1 to 64 characters); `[]` shares with nobody.
+    /// (at most 32 names of 1 to 64 characters, without whitespace or
+    /// control characters); `[]` shares with nobody.
+    #[schema(schema_with = rucat_core::openapi::groups_schema)]
     pub share_with_groups: Vec<String>,
 }
 
@@ -174,7 +176,7 @@ pub async fn update(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "At most this many engines (default 1000)"),
         ("after" = Option<EngineId>, Query, description = "Only engines whose id sorts after this one: the last id of the previous page"),
         ("state" = Option<Vec<EngineState>>, Query, style = Form, explode, description = "Only engines in one of these states; repeat it (`state=Running&state=Terminated`) or separate names with commas"),
-        ("owner" = Option<String>, Query, description = "Only engines this user owns (among those the caller may see)"),
+        ("owner" = Option<String>, Query, min_length = 1, max_length = 256, description = "Only engines this user owns (among those the caller may see)"),
     ),
     responses(
         (status = 200, description = "A page of engine ids, oldest first", body = Vec<EngineRef>,
@@ -301,7 +303,7 @@ pub async fn restart(
     ),
     responses(
         (status = 200, description = "The engine is gone; empty body"),
-        (status = 400, description = "Malformed engine id, or `force` neither `true` nor `false` (`bad_request`)", body = ErrorBody),
+        (status = 400, description = "Malformed engine id, `force` neither `true` nor `false`, or a parameter other than `force` (`bad_request`)", body = ErrorBody),
         (status = 404, description = "No such engine, or one the caller may not see (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not allowed in the engine's state (`invalid_state`, naming `state`), or the engine kept changing (`conflict`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),

@@ -96,9 +96,12 @@ fn build(
     observed: Option<(Arc<Telemetry>, HttpMetrics)>,
 ) -> Router {
     let security = match &auth {
-        None => Security::Open,
-        Some(auth) if auth.offers_bearer() => Security::BasicOrBearer,
-        Some(_) => Security::Basic,
+        None => Security::OPEN,
+        Some(auth) => Security {
+            required: true,
+            basic: auth.offers_basic(),
+            bearer: auth.offers_bearer(),
+        },
     };
     let store = Arc::clone(engines.store());
     let mut api = Router::new()

@@ -25,7 +25,7 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, R
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody, ErrorKind};
-use super::handlers::{self, EngineRef};
+use super::handlers::{self, EngineRef, EngineUpdate};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,6 +41,7 @@ use super::handlers::{self, EngineRef};
         handlers::stop,
         handlers::restart,
         handlers::delete,
+        handlers::update,
         healthz,
         readyz,
         metrics,
@@ -52,6 +53,7 @@ use super::handlers::{self, EngineRef};
         EngineRef,
         EngineState,
         EngineType,
+        EngineUpdate,
         ErrorBody,
         ErrorKind,
     )),
@@ -124,12 +126,24 @@ async fn metrics() {}
 #[allow(dead_code)]
 async fn openapi_json() {}
 
-/// How the API is protected, for the document.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Security {
-    Open,
-    Basic,
-    BasicOrBearer,
+/// How the API is protected, for the document: which HTTP schemes the
+/// configured identity providers accept (a trusted proxy header is no
+/// scheme a client can use, so a server with only that names none, but its
+/// routes still answer 401 and 429).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// Whether requests must authenticate at all.
+    pub required: bool,
+    pub basic: bool,
+    pub bearer: bool,
+}
+
+impl Security {
+    pub const OPEN: Self = Self {
+        required: false,
+        basic: false,
+        bearer: false,
+    };
 }
 
 /// The document for a server with `security`.
@@ -142,15 +156,19 @@ pub fn document(security: Security) -> Result<Value, serde_json::Error> {
 }
 
 fn require_auth(doc: &mut Document, security: Security) {
-    let schemes: &[&str] = match security {
-        Security::Open => return,
-        Security::Basic => &["basic"],
-        Security::BasicOrBearer => &["basic", "bearer"],
-    };
+    if !security.required {
+        return;
+    }
+    let schemes: Vec<&str> = [("basic", security.basic), ("bearer", security.bearer)]
+        .into_iter()
+        .filter_map(|(scheme, offered)| offered.then_some(scheme))
+        .collect();
     let components = doc.components.get_or_insert_with(Default::default);
     let http = |scheme| SecurityScheme::Http(HttpBuilder::new().scheme(scheme).build());
-    components.add_security_scheme("basic", http(HttpAuthScheme::Basic));
-    if schemes.contains(&"bearer") {
+    if security.basic {
+        components.add_security_scheme("basic", http(HttpAuthScheme::Basic));
+    }
+    if security.bearer {
         components.add_security_scheme("bearer", http(HttpAuthScheme::Bearer));
     }
     for (path, item) in doc.paths.paths.iter_mut() {
@@ -158,17 +176,23 @@ fn require_auth(doc: &mut Document, security: Security) {
             continue;
         }
         for operation in operations(item) {
-            // Any one scheme is enough: one requirement per scheme.
-            operation.security = Some(
-                schemes
-                    .iter()
-                    .map(|scheme| SecurityRequirement::new(*scheme, Vec::<String>::new()))
-                    .collect(),
-            );
-            operation
-                .responses
-                .responses
-                .insert("401".to_owned(), unauthorized().into());
+            if !schemes.is_empty() {
+                // Any one scheme is enough: one requirement per scheme.
+                operation.security = Some(
+                    schemes
+                        .iter()
+                        .map(|scheme| SecurityRequirement::new(*scheme, Vec::<String>::new()))
+                        .collect(),
+                );
+            }
+            let responses = &mut operation.responses.responses;
+            responses.insert("401".to_owned(), unauthorized().into());
+            // A route that already answers 429 (a quota) says both reasons.
+            let quota = match responses.get("429") {
+                Some(utoipa::openapi::RefOr::T(existing)) => Some(existing.description.clone()),
+                _ => None,
+            };
+            responses.insert("429".to_owned(), rate_limited(quota).into());
         }
     }
 }
@@ -188,6 +212,25 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
 fn error_content() -> utoipa::openapi::Content {
     ContentBuilder::new()
         .schema(Some(Ref::from_schema_name("Error")))
+        .build()
+}
+
+fn rate_limited(also: Option<String>) -> utoipa::openapi::Response {
+    let own = "Too many failed logins from the caller's address (`rate_limited`); retry after `Retry-After` seconds";
+    let description = match also {
+        Some(also) if !also.contains("rate_limited") => format!("{also}; or: {own}"),
+        Some(also) => also,
+        None => own.to_owned(),
+    };
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", error_content())
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .description(Some("Seconds to wait (with `rate_limited`)"))
+                .build(),
+        )
         .build()
 }
 

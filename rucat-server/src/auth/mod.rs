@@ -293,6 +293,7 @@ impl Authenticator {
         match failure.retry_after_secs() {
             Some(retry_after_secs) => ApiError::TooManyFailedLogins { retry_after_secs },
             None => ApiError::Unauthorized {
+                basic: self.offers_basic(),
                 bearer: self.offers_bearer(),
             },
         }
