@@ -18,10 +18,19 @@ use tokio::net::{TcpListener, TcpStream};
 const START_TIMEOUT: Duration = Duration::from_secs(240);
 const USER_TOKEN: &str = "user-token-7f3a";
 
-/// A server with auth (`USER_TOKEN` as bearer token) and local Spark engines.
+/// A server with auth (`USER_TOKEN` as the seed admin's bearer token, and
+/// two static users with tokens of their own: see [`users`]) and local
+/// Spark engines.
 fn server(data: &std::path::Path, extra_config: Value) -> RucatProcess {
-    let mut config = json!({"auth_provider": {"StaticAuthProviderConfig":
-        {"username": "admin", "password": "pw", "bearer_token": USER_TOKEN}}});
+    let users: Vec<Value> = users()
+        .iter()
+        .map(|(name, token)| {
+            json!({"name": name, "token_sha256": rucat_server::auth::hash::token_digest_hex(token)})
+        })
+        .collect();
+    let mut config = json!({"auth_provider": {
+        "StaticAuthProviderConfig": {"username": "admin", "password": "pw", "bearer_token": USER_TOKEN},
+        "StaticUsers": {"users": users}}});
     if let (Some(config), Some(extra)) = (config.as_object_mut(), extra_config.as_object()) {
         config.extend(extra.clone());
     }
@@ -33,6 +42,14 @@ fn server(data: &std::path::Path, extra_config: Value) -> RucatProcess {
         "--config-path",
         path.to_str().unwrap(),
     ])
+}
+
+/// alice and bob, users (not admins), and their bearer tokens.
+fn users() -> [(&'static str, &'static str); 2] {
+    [
+        ("alice", "alice-token-51c9e0d2"),
+        ("bob", "bob-token-8a7f3e41"),
+    ]
 }
 
 /// The REST calls the tests need, over plain HTTP with the bearer token.
@@ -50,11 +67,16 @@ impl<'a> Api<'a> {
     }
 
     async fn create(&self) -> String {
+        self.create_as(USER_TOKEN).await
+    }
+
+    /// Creates an engine as the user of `token`, who owns it.
+    async fn create_as(&self, token: &str) -> String {
         let body = json!({"name": "gw", "engine_type": "Spark", "version": local_spark_version()});
         let response = self
             .client
             .post(self.server.url("/engine"))
-            .bearer_auth(USER_TOKEN)
+            .bearer_auth(token)
             .json(&body)
             .send()
             .await
@@ -170,7 +192,9 @@ async fn spark_through_the_gateway_every_kind_of_rpc() {
     let data = tempfile::tempdir().unwrap();
     let server = server(data.path(), json!({}));
     let api = Api::new(&server);
-    let (a, b) = (api.create().await, api.create().await);
+    // a is the admin's; b is alice's, which the admin sees too.
+    let [(_, alice), (_, bob)] = users();
+    let (a, b) = (api.create().await, api.create_as(alice).await);
     let endpoint_a = api.running(&a).await;
     let endpoint_b = api.running(&b).await;
     assert!(
@@ -228,6 +252,23 @@ async fn spark_through_the_gateway_every_kind_of_rpc() {
         client(&["view-exists", &endpoint_b, "only_in_a"]).await,
         json!(false)
     );
+
+    // Stock pyspark with another user's token: alice's engine answers
+    // alice, and to bob it does not exist; the admin's does not exist for
+    // alice. Nothing tells them the engine is there.
+    let as_user = |endpoint: &str, token: &str| endpoint.replace(USER_TOKEN, token);
+    assert_eq!(
+        client(&["sum-or-error", &as_user(&endpoint_b, alice)]).await,
+        json!({"sum": 499500})
+    );
+    for (endpoint, token, id) in [(&endpoint_b, bob, &b), (&endpoint_a, alice, &a)] {
+        let refused = client(&["sum-or-error", &as_user(endpoint, token)]).await;
+        let error = refused["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("NOT_FOUND") && error.contains(&format!("no engine {id}")),
+            "{refused}"
+        );
+    }
 
     // The token shows nowhere: not in the engine's conf, the API, a
     // process's command line or the engine's log.

@@ -5,6 +5,7 @@ Prints one JSON value: what the command observed.
 
 Commands:
   sum ENDPOINT                     sum(id) over range(1000)
+  sum-or-error ENDPOINT            sum's result as {"sum": N}, or the error it raised as {"error": TEXT}
   digest ENDPOINT ROWS             sha256 of the rows of a ROWS-row result, and their count
   udf ENDPOINT                     a Python UDF's results
   interrupt ENDPOINT               interruptAll() of a long query: seconds until it ended, and the error
@@ -46,6 +47,13 @@ def opened(spark):
 
 def cmd_sum(endpoint):
     return session(endpoint).range(1000).selectExpr("sum(id)").collect()[0][0]
+
+
+def cmd_sum_or_error(endpoint):
+    try:
+        return {"sum": cmd_sum(endpoint)}
+    except Exception as error:  # what a user of stock pyspark would see
+        return {"error": str(error)}
 
 
 def cmd_digest(endpoint, rows):
