@@ -158,6 +158,51 @@ fn the_rendered_configs_are_accepted_by_rucat() {
     }
 }
 
+/// Other identity providers, quotas and the audit's metrics pass from the
+/// values to the server's config (and so to its checks) unchanged, beside
+/// the static admin.
+#[test]
+fn providers_quotas_and_audit_reach_the_server_config() {
+    let chart = chart();
+    let providers = r#"{"StaticUsers": {"users": [{"name": "etl-bot", "token_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "groups": ["data"]}]},
+        "Jwt": {"issuer": "https://idp.example.com", "audience": "rucat", "jwks_url": "https://idp.example.com/certs"},
+        "failed_logins": {"max_failures": 5}}"#;
+    let text = helm(&[
+        "template",
+        "r",
+        chart.to_str().unwrap(),
+        "--set",
+        "auth.enabled=true",
+        "--set",
+        "auth.password=s3cret",
+        "--set-json",
+        &format!("auth.providers={}", providers.replace('\n', " ")),
+        "--set-json",
+        r#"quotas={"default": {"max_engines": 10, "max_running": 2}, "groups": {"data": {"max_running": 4}}}"#,
+        "--set",
+        "audit.userMetricsLimit=25",
+    ]);
+    let objects: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("valid YAML"))
+        .filter(|doc| !doc.is_null())
+        .collect();
+    let server = server_config(&objects);
+    let auth = server.auth_provider.expect("auth_provider");
+    assert!(auth.static_admin.is_some(), "the static admin stays");
+    assert_eq!(auth.static_users.map(|u| u.users.len()), Some(1));
+    assert!(auth.jwt.is_some());
+    assert_eq!(auth.failed_logins.max_failures, 5);
+    assert_eq!(server.quotas.default.max_engines, Some(10));
+    assert_eq!(server.quotas.groups["data"].max_running, Some(4));
+    assert_eq!(server.audit.user_metrics_limit, 25);
+
+    // Without any of it: no auth_provider, no quotas.
+    let server = server_config(&render(&[]));
+    assert!(server.auth_provider.is_none());
+    assert_eq!(server.quotas, rucat_core::Quotas::default());
+    assert_eq!(server.audit.user_metrics_limit, 0);
+}
+
 /// The server's config as rendered with `sets`.
 fn server_config(objects: &[Value]) -> rucat_server::config::FileConfig {
     rucat_server::config::parse(config_text(objects, "server.json")).expect("server config")
