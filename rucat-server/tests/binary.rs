@@ -206,6 +206,114 @@ async fn secrets_stay_out_of_the_log() {
     }
 }
 
+/// Every state-changing request is one audit line with the user, the
+/// action, the engine and the outcome, refused ones included, and is
+/// counted; reads are not audited; users are a label only up to the limit.
+#[tokio::test]
+async fn every_state_change_is_audited_and_counted() {
+    let data = tempfile::tempdir().unwrap();
+    let users: Vec<Value> = ["audit-alice", "audit-bob", "audit-carol"]
+        .iter()
+        .map(|name| json!({"name": name, "token_sha256": sha256_hex(&token_of(name))}))
+        .collect();
+    let config = write_config(
+        data.path(),
+        json!({
+            "embedded_monitor": false,
+            "data_dir": data.path(),
+            "auth_provider": {"StaticUsers": {"users": users}},
+            "quotas": {"users": {"audit-bob": {"max_engines": 0}}},
+            "audit": {"user_metrics_limit": 2},
+        }),
+    );
+    let server = Server::start(&["--config-path", &config]);
+    let client = reqwest::Client::new();
+    let as_user =
+        |name: &str, request: reqwest::RequestBuilder| request.bearer_auth(token_of(name));
+    let body = json!({"name": "a", "engine_type": "Spark", "version": "4.0.1"});
+
+    let created: Value = as_user("audit-alice", client.post(server.url("/engine")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let alice_stop = as_user(
+        "audit-alice",
+        client.post(server.url(&format!("/engine/{id}/stop"))),
+    );
+    assert_eq!(status(alice_stop.send().await.unwrap()), 200);
+    let bob_create = as_user("audit-bob", client.post(server.url("/engine"))).json(&body);
+    assert_eq!(status(bob_create.send().await.unwrap()), 429);
+    let carol_delete = as_user(
+        "audit-carol",
+        client.delete(server.url(&format!("/engine/{id}"))),
+    );
+    assert_eq!(status(carol_delete.send().await.unwrap()), 404);
+    let alice_get = as_user(
+        "audit-alice",
+        client.get(server.url(&format!("/engine/{id}"))),
+    );
+    assert_eq!(status(alice_get.send().await.unwrap()), 200);
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let (ok, log) = server.terminate();
+    assert!(ok, "{log}");
+    let audit: Vec<&str> = log.lines().filter(|l| l.contains("rucat::audit")).collect();
+    let expected = [
+        ("audit-alice", "create", id.as_str(), "ok", "200"),
+        ("audit-alice", "stop", id.as_str(), "ok", "200"),
+        ("audit-bob", "create", "", "quota_exceeded", "429"),
+        ("audit-carol", "delete", id.as_str(), "not_found", "404"),
+    ];
+    assert_eq!(
+        audit.len(),
+        expected.len(),
+        "one line per change, none per read:\n{log}"
+    );
+    for (line, (user, action, engine, outcome, status)) in audit.iter().zip(expected) {
+        for field in [
+            format!("user=\"{user}\""),
+            format!("action=\"{action}\""),
+            format!("engine=\"{engine}\""),
+            format!("outcome=\"{outcome}\""),
+            format!("status={status}"),
+        ] {
+            assert!(line.contains(&field), "{field} in {line}");
+        }
+        assert!(!line.contains(&token_of(user)), "no secret: {line}");
+    }
+    // The first two users have labels of their own, the third shares `other`.
+    for series in [
+        r#"rucat_api_actions_total{action="create",outcome="ok",user="audit-alice"} 1"#,
+        r#"rucat_api_actions_total{action="create",outcome="quota_exceeded",user="audit-bob"} 1"#,
+        r#"rucat_api_actions_total{action="delete",outcome="not_found",user="other"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in:\n{metrics}");
+    }
+    assert!(!metrics.contains("audit-carol"), "{metrics}");
+}
+
+/// The token each audit test user has.
+fn token_of(user: &str) -> String {
+    format!("{user}-token-2f81c7d9e0a4b6")
+}
+
+fn sha256_hex(text: &str) -> String {
+    rucat_server::auth::hash::token_digest_hex(text)
+}
+
 #[test]
 fn config_errors_name_the_key_and_fail_the_start() {
     let data = tempfile::tempdir().unwrap();
