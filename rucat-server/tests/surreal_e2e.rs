@@ -154,3 +154,70 @@ async fn server_and_monitor_share_a_surrealdb_server() {
     assert!(monitor.terminate(), "the monitor stops cleanly");
     assert!(server.terminate(), "the server stops cleanly");
 }
+
+/// Two servers on one SurrealDB server, 20 creates at once by one user
+/// against a limit of 3: exactly 3 engines; the rest 429 naming the quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_hold_across_two_servers_on_a_surrealdb_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let surreal = SurrealServer::start(Storage::SurrealKv(dir.path().join("surreal")));
+    let token = "quota-user-token-7d1e90c4b2a8f356";
+    let config = json!({
+        "embedded_monitor": false,
+        "database": {"Surreal": {
+            "uri": surreal.uri(),
+            "credentials": {"username": USER, "password": PASS},
+            "namespace": "rucat",
+            "database": unique_database("quota"),
+        }},
+        "auth_provider": {"StaticUsers": {"users": [{"name": "dana",
+            "token_sha256": rucat_server::auth::hash::token_digest_hex(token)}]}},
+        "quotas": {"default": {"max_engines": 3}},
+    });
+    let path = dir.path().join("server.json");
+    write_config(&path, &config);
+    let args = [
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--config-path",
+        path.to_str().unwrap(),
+    ];
+    let servers = [RucatProcess::server(&args), RucatProcess::server(&args)];
+    let client = reqwest::Client::new();
+    let body = json!({"name": "q", "engine_type": "Spark", "version": "4.3.0"});
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let request = client
+            .post(servers[i % 2].url("/engine"))
+            .bearer_auth(token)
+            .json(&body);
+        creates.spawn(async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        });
+    }
+    let answers = creates.join_all().await;
+    let created = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(created, 3, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_eq!(*status, 429, "{body}");
+        assert_eq!(body["quota"], "max_engines", "{body}");
+        assert_eq!(body["count"], 3, "{body}");
+    }
+    let listed: Vec<Value> = client
+        .get(servers[1].url("/engines"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3);
+    for server in servers {
+        assert!(server.terminate(), "stops cleanly");
+    }
+}
