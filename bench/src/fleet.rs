@@ -46,23 +46,13 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start(bins: &Binaries, dir: &Path, db: &Db) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)?;
         let mut config = json!({
             "resource_manager": {"Markers": {"dir": dir.join("markers")}},
         });
         if let Db::Surreal(surreal) = db {
             config["database"] = serde_json::to_value(DatabaseConfig::Surreal(surreal.clone()))?;
         }
-        let config_path = dir.join("server.json");
-        std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
-        let mut command = bins.server();
-        command
-            .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--config-path")
-            .arg(&config_path);
-        let server = Process::server(command, &dir.join("server.log"))?;
+        let server = bins.start_server(dir, &config)?;
         let census = match db {
             Db::Sqlite => Census::Sqlite(dir.join("rucat.db")),
             Db::Surreal(config) => Census::Surreal(Arc::new(SurrealStore::open(config).await?)),
@@ -75,27 +65,7 @@ impl Fleet {
     pub async fn create(&self, count: usize, clients: usize) -> anyhow::Result<Vec<String>> {
         let http = reqwest::Client::new();
         let url = self.server.url("/engine")?;
-        let left = Arc::new(AtomicUsize::new(count));
-        let workers: Vec<_> = (0..clients.min(count).max(1))
-            .map(|_| {
-                let (http, url, left) = (http.clone(), url.clone(), Arc::clone(&left));
-                tokio::spawn(async move {
-                    let mut ids = Vec::new();
-                    while left
-                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                        .is_ok()
-                    {
-                        ids.push(create_one(&http, &url).await?);
-                    }
-                    anyhow::Ok(ids)
-                })
-            })
-            .collect();
-        let mut ids = Vec::with_capacity(count);
-        for worker in workers {
-            ids.extend(worker.await??);
-        }
-        Ok(ids)
+        create_many(count, clients, move |_| create_request(&http, &url)).await
     }
 
     /// Waits until `count` engines are Running or `timeout` has passed;
@@ -116,14 +86,52 @@ impl Fleet {
     }
 }
 
-/// One `POST /engine` of the benchmarks' request; the new engine's id.
-pub async fn create_one(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
-    let response = http
-        .post(url)
+/// `count` creates, `clients` at a time: `request(i)` is the `i`th (from
+/// `count - 1` down to 0, in no particular order across clients). Returns
+/// the new engines' ids.
+pub async fn create_many(
+    count: usize,
+    clients: usize,
+    request: impl Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+) -> anyhow::Result<Vec<String>> {
+    let request = Arc::new(request);
+    let left = Arc::new(AtomicUsize::new(count));
+    let workers: Vec<_> = (0..clients.min(count).max(1))
+        .map(|_| {
+            let (request, left) = (Arc::clone(&request), Arc::clone(&left));
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                while let Ok(n) =
+                    left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                {
+                    ids.push(created(request(n - 1)).await?);
+                }
+                anyhow::Ok(ids)
+            })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(count);
+    for worker in workers {
+        ids.extend(worker.await??);
+    }
+    Ok(ids)
+}
+
+/// The benchmarks' `POST /engine` to `url`.
+pub fn create_request(http: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+    http.post(url)
         .header("content-type", "application/json")
         .body(wrk::CREATE_BODY)
-        .send()
-        .await?;
+}
+
+/// One `POST /engine` of the benchmarks' request; the new engine's id.
+pub async fn create_one(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    created(create_request(http, url)).await
+}
+
+/// Sends a `POST /engine`; the new engine's id.
+pub async fn created(request: reqwest::RequestBuilder) -> anyhow::Result<String> {
+    let response = request.send().await?;
     ensure!(
         response.status().is_success(),
         "POST /engine: {}",

@@ -7,6 +7,13 @@ mod control_plane;
 mod due;
 mod fleet;
 mod gateway;
+/// Static users' tokens and an OIDC issuer of our own (RSA keys made by
+/// openssl, a JWKS endpoint, signed tokens), as the server's tests make
+/// them, for the identity benchmark.
+#[allow(dead_code)]
+#[path = "../../rucat-server/tests/support/identities.rs"]
+mod identities;
+mod identity;
 mod idle;
 mod many;
 mod overhead;

@@ -110,6 +110,23 @@ impl Binaries {
         Command::new(self.dir.join("rucat-server"))
     }
 
+    /// A `rucat-server` on loopback (free ports for the API and the
+    /// gateway) with its store under `dir`, `config` as its configuration
+    /// (written to `dir/server.json`) and its log in `dir/server.log`.
+    pub fn start_server(&self, dir: &Path, config: &serde_json::Value) -> anyhow::Result<Process> {
+        std::fs::create_dir_all(dir)?;
+        let config_path = dir.join("server.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(config)?)?;
+        let mut command = self.server();
+        command
+            .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--config-path")
+            .arg(&config_path);
+        Process::server(command, &dir.join("server.log"))
+    }
+
     pub fn monitor(&self) -> Command {
         Command::new(self.dir.join("rucat-monitor"))
     }

@@ -9,7 +9,7 @@ use crate::burst::Burst;
 use crate::overhead::Latencies;
 use crate::procs::{Binaries, run_json};
 use crate::table::{self, Row};
-use crate::{due, gateway, idle, many, rest, spark, steady};
+use crate::{due, gateway, identity, idle, many, rest, spark, steady};
 
 /// How big a run is.
 pub struct Scale {
@@ -23,6 +23,7 @@ pub struct Scale {
     pub gateway: gateway::Sizes,
     pub steady: steady::Sizes,
     pub many: many::Sizes,
+    pub identity: identity::Sizes,
 }
 
 impl Scale {
@@ -53,6 +54,11 @@ impl Scale {
             due_small: 1000,
             due_large: 100_000,
         },
+        identity: identity::Sizes {
+            engines: 20_000,
+            argon2_users: 5,
+            wrk_duration: Duration::from_secs(10),
+        },
     };
     /// A smoke run of every code path in well under a minute (plus Spark).
     pub const QUICK: Scale = Scale {
@@ -79,6 +85,11 @@ impl Scale {
             wrk_duration: Duration::from_secs(2),
             due_small: 1000,
             due_large: 10_000,
+        },
+        identity: identity::Sizes {
+            engines: 2000,
+            argon2_users: 3,
+            wrk_duration: Duration::from_secs(2),
         },
     };
 }
@@ -284,7 +295,66 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
         rows.extend(due_rows(&small, &large, sizes));
     }
 
+    if options.runs('j') {
+        progress("j. what identity and quotas cost".into());
+        let sizes = &scale.identity;
+        let work = work.path().join("j");
+        rows.extend(identity_rows(
+            &identity::run(&bins, &work, sizes).await?,
+            sizes,
+        ));
+    }
+
     Ok(table::render(&rows))
+}
+
+fn identity_rows(c: &identity::Costs, sizes: &identity::Sizes) -> Vec<Row> {
+    // Requests per second against a baseline, held to `goal`: `at_least`
+    // of it.
+    let row = |figure: String, pair: &identity::Pair, baseline, goal, at_least: f64| Row {
+        figure,
+        value: rps(pair.with),
+        baseline: format!("{} {baseline}", rps(pair.without)),
+        ratio: pair.with / pair.without,
+        goal,
+        met: Some(pair.with >= at_least * pair.without),
+    };
+    let mut rows: Vec<Row> = c
+        .gets
+        .iter()
+        .map(|(provider, pair)| {
+            let figure = format!("j. GET /engine/{{id}} req/s, {provider}");
+            row(figure, pair, "no auth", "≥ 0.80 of no auth", 0.8)
+        })
+        .collect();
+    rows.push(Row {
+        figure: "j. a static user's first Basic request (argon2 check, uncached), p50".into(),
+        value: ms(c.argon2_first_ms),
+        baseline: format!("{} the next one (cached)", ms(c.argon2_cached_ms)),
+        ratio: c.argon2_first_ms / c.argon2_cached_ms,
+        goal: "–",
+        met: None,
+    });
+    let figure = format!(
+        "j. GET /engines?limit={} req/s as a user, {} engines ({} visible: 1% own, 1% shared)",
+        many::PAGE,
+        count(sizes.engines),
+        count(c.visible)
+    );
+    rows.push(row(figure, &c.list, "as an admin", "≥ 0.50 of admin", 0.5));
+    let quota = "≥ 0.80 of no quotas";
+    let figure = format!(
+        "j. POST /engine req/s with a quota (max_engines never reached; the owner's count reached {})",
+        count(c.quota_count)
+    );
+    rows.push(row(figure, &c.create, "no quotas", quota, 0.8));
+    let figure = format!(
+        "j. POST /engine req/s with a quota, {} users in turn (trusted header; the most one has: {})",
+        count(identity::SPREAD_USERS),
+        count(c.spread_count)
+    );
+    rows.push(row(figure, &c.create_spread, "no quotas", quota, 0.8));
+    rows
 }
 
 fn steady_rows(s: &steady::Steady, sizes: &steady::Sizes, suffix: &str) -> Vec<Row> {

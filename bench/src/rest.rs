@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::procs::{Binaries, Process};
 use crate::{fleet, wrk};
 
@@ -26,18 +28,7 @@ pub struct Rest {
 }
 
 pub async fn run(bins: &Binaries, work: &Path, duration: Duration) -> anyhow::Result<Rest> {
-    let data = work.join("rest");
-    std::fs::create_dir_all(&data)?;
-    let config = data.join("server.json");
-    std::fs::write(&config, r#"{"embedded_monitor": false}"#)?;
-    let mut command = bins.server();
-    command
-        .args(["--listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--config-path")
-        .arg(&config);
-    let rucat = Process::server(command, &work.join("rest-server.log"))?;
+    let rucat = bins.start_server(&work.join("rest"), &json!({"embedded_monitor": false}))?;
 
     let mut command = Binaries::bare()?;
     command.args(["--engines", &ENGINES.to_string()]);

@@ -22,7 +22,20 @@ pub fn requests_per_sec(
     duration: Duration,
     post_script: Option<&Path>,
 ) -> anyhow::Result<f64> {
+    requests_per_sec_with(url, duration, post_script, &[])
+}
+
+/// [`requests_per_sec`] with `headers` (`"Name: value"`) on every request.
+pub fn requests_per_sec_with(
+    url: &str,
+    duration: Duration,
+    post_script: Option<&Path>,
+    headers: &[String],
+) -> anyhow::Result<f64> {
     let mut command = Command::new("wrk");
+    for header in headers {
+        command.arg("-H").arg(header);
+    }
     command.args([
         "-t",
         THREADS,
@@ -52,10 +65,23 @@ pub fn requests_per_sec(
 
 /// Writes the Lua script that turns wrk's requests into creates.
 pub fn write_post_script(path: &Path) -> anyhow::Result<()> {
+    Ok(std::fs::write(path, creates_script())?)
+}
+
+/// Writes a script of creates whose header `header` names `user0` …
+/// `user<users - 1>` in turn, as a proxy would name its users.
+pub fn write_post_script_as_users(path: &Path, header: &str, users: usize) -> anyhow::Result<()> {
     let script = format!(
-        "wrk.method = \"POST\"\nwrk.body = '{CREATE_BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        "{}local n = 0\nrequest = function()\n  n = n + 1\n  wrk.headers[\"{header}\"] = \"user\" .. (n % {users})\n  return wrk.format()\nend\n",
+        creates_script()
     );
     Ok(std::fs::write(path, script)?)
+}
+
+fn creates_script() -> String {
+    format!(
+        "wrk.method = \"POST\"\nwrk.body = '{CREATE_BODY}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
+    )
 }
 
 fn parse(output: &str) -> anyhow::Result<f64> {
