@@ -564,6 +564,11 @@ async fn jwt_tokens_are_checked_against_the_issuers_keys() {
     let op = bearer(&token(&first, "olga", |c| c["groups"] = json!(["ops"])));
     gateway_sees(&gateway, &op, &[alices, bobs], &[]).await;
 
+    // A token checked once is remembered (the second request is a cache hit).
+    let remembered = token(&first, "alice", |_| {});
+    assert_eq!(status(remembered.clone()).await, 200);
+    assert_eq!(status(remembered.clone()).await, 200);
+
     // Rotation: the issuer publishes the second key and drops the first.
     idp.publish(vec![second.jwk.clone()]);
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -574,6 +579,11 @@ async fn jwt_tokens_are_checked_against_the_issuers_keys() {
         "a new key is fetched at once"
     );
     assert_eq!(idp.fetches(), fetched + 1);
+    assert_eq!(
+        status(remembered).await,
+        401,
+        "a remembered token signed with the dropped key"
+    );
     // Tokens naming unknown keys make no more than one fetch a second.
     for _ in 0..5 {
         assert_eq!(

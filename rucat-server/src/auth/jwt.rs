@@ -11,6 +11,14 @@
 //! often than every `jwks_min_refetch_secs`, so that tokens naming made-up
 //! keys cannot turn rucat against the issuer. A key the issuer no longer
 //! publishes is forgotten with the next fetch.
+//!
+//! A token that passed the check is remembered for up to a minute
+//! ([`cache`]): the signature check (RSA by default) is most of what a
+//! request with a JWT costs, and clients send the same token on every
+//! request until it expires. A remembered token is still refused once
+//! expired, and all are forgotten when the issuer's keys change.
+
+mod cache;
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -28,6 +36,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rucat_core::{Identity, Role};
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use super::config::JwtConfig;
@@ -98,15 +107,26 @@ impl JwtProvider {
         self.keys.fetch_if_due(None).await;
     }
 
-    /// The identity `token` proves.
+    /// The identity `token` proves: from the cache of recently verified
+    /// tokens if there, else by the full check, whose success is cached.
     pub(crate) async fn verify(&self, token: &str) -> Result<Identity, JwtError> {
+        let cache_key = self.keys.verified.key(token);
+        let unix_now = jsonwebtoken::get_current_timestamp();
+        let cached = self
+            .keys
+            .verified
+            .get(&cache_key, Instant::now(), unix_now, self.leeway);
+        if let Some(identity) = cached {
+            return Ok(identity);
+        }
+        let checked = Instant::now();
         // Fails for `alg: none` too: jsonwebtoken has no such algorithm.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| JwtError::Invalid("malformed token or unknown algorithm"))?;
         if !self.algorithms.contains(&header.alg) {
             return Err(JwtError::Invalid("algorithm not allowed"));
         }
-        let candidates = self.keys.find(header.kid.as_deref(), header.alg).await?;
+        let (candidates, generation) = self.keys.find(header.kid.as_deref(), header.alg).await?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&self.audience);
@@ -116,7 +136,24 @@ impl JwtProvider {
         let mut why = JwtError::Invalid("no key for the token");
         for key in &candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
-                Ok(data) => return self.identity(&data.claims),
+                Ok(data) => {
+                    let identity = self.identity(&data.claims)?;
+                    // Only whole-second times are cached: jsonwebtoken rounds
+                    // fractional ones, which a hit would have to copy.
+                    let exp = data.claims.get("exp").and_then(Value::as_u64);
+                    let nbf = data.claims.get("nbf").map(Value::as_u64);
+                    if let (Some(exp), None | Some(Some(_))) = (exp, nbf) {
+                        let entry = cache::Entry {
+                            identity: identity.clone(),
+                            exp,
+                            nbf: nbf.flatten(),
+                        };
+                        self.keys
+                            .verified
+                            .insert(cache_key, entry, generation, checked);
+                    }
+                    return Ok(identity);
+                }
                 Err(err) => why = JwtError::Invalid(reason(err.kind())),
             }
         }
@@ -171,6 +208,9 @@ struct Key {
     /// The algorithm the JWKS restricts the key to, if it says.
     algorithm: Option<Algorithm>,
     key: DecodingKey,
+    /// The SHA-256 of the key's JWK, to tell whether a fetch changed the
+    /// key set.
+    digest: [u8; 32],
 }
 
 #[derive(Default)]
@@ -180,6 +220,9 @@ struct KeySet {
     fetched: Option<Instant>,
     /// When a fetch last started.
     attempted: Option<Instant>,
+    /// Counts the changes of `keys`, so that a token checked with keys
+    /// since replaced is not cached.
+    generation: u64,
 }
 
 type JwksClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
@@ -218,6 +261,8 @@ pub(crate) struct Jwks {
     /// One fetch at a time: requests that find the keys missing while a
     /// fetch runs wait for it instead of fetching again.
     fetching: tokio::sync::Mutex<()>,
+    /// Tokens recently verified with these keys, forgotten when they change.
+    verified: cache::Verified,
 }
 
 impl Jwks {
@@ -229,6 +274,7 @@ impl Jwks {
             min_refetch,
             set: RwLock::new(KeySet::default()),
             fetching: tokio::sync::Mutex::new(()),
+            verified: cache::Verified::new(cache::VERIFIED_CAPACITY, cache::VERIFIED_TTL),
         }
     }
 
@@ -241,27 +287,28 @@ impl Jwks {
         self.set.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The keys that may have signed a token with `kid` and `alg`.
+    /// The keys that may have signed a token with `kid` and `alg`, and the
+    /// generation of the key set they come from.
     async fn find(
         self: &Arc<Self>,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<Vec<DecodingKey>, JwtError> {
+    ) -> Result<(Vec<DecodingKey>, u64), JwtError> {
         let started = Instant::now();
-        let (found, stale) = self.lookup(kid, alg);
+        let (found, stale, generation) = self.lookup(kid, alg);
         if !found.is_empty() {
             if stale {
                 // Refreshed in the background; the keys at hand still serve.
                 let jwks = Arc::clone(self);
                 tokio::spawn(async move { jwks.fetch_if_due(None).await });
             }
-            return Ok(found);
+            return Ok((found, generation));
         }
         // A key not seen yet: the issuer may have rotated its keys.
         self.fetch_if_due(Some(started)).await;
-        let (found, _) = self.lookup(kid, alg);
+        let (found, _, generation) = self.lookup(kid, alg);
         if !found.is_empty() {
-            return Ok(found);
+            return Ok((found, generation));
         }
         if self.read().fetched.is_none() {
             Err(JwtError::Unavailable)
@@ -272,8 +319,9 @@ impl Jwks {
         }
     }
 
-    /// The matching keys, and whether the set is due for a refresh.
-    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> (Vec<DecodingKey>, bool) {
+    /// The matching keys, whether the set is due for a refresh, and its
+    /// generation.
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> (Vec<DecodingKey>, bool, u64) {
         let set = self.read();
         let found = set
             .keys
@@ -283,7 +331,7 @@ impl Jwks {
             .map(|key| key.key.clone())
             .collect();
         let stale = set.fetched.is_none_or(|at| at.elapsed() >= self.refresh);
-        (found, stale)
+        (found, stale, set.generation)
     }
 
     /// Fetches the keys unless a fetch started less than `min_refetch` ago
@@ -308,15 +356,32 @@ impl Jwks {
         match tokio::time::timeout(FETCH_TIMEOUT, self.fetch()).await {
             Ok(Ok(keys)) => {
                 info!(url = %self.url, keys = keys.len(), "fetched the JWT issuer's keys");
-                let mut set = self.write();
-                set.keys = keys;
-                set.fetched = Some(Instant::now());
+                self.install(keys);
             }
             Ok(Err(why)) => warn!(url = %self.url, %why, "cannot fetch the JWT issuer's keys"),
             Err(_) => {
                 warn!(url = %self.url, "cannot fetch the JWT issuer's keys: timed out after {FETCH_TIMEOUT:?}")
             }
         }
+    }
+
+    /// Replaces the keys with freshly fetched ones. If they differ, the
+    /// cache of verified tokens is cleared (under the set's lock, so no
+    /// request sees the new keys with the old cache), so that a key the
+    /// issuer dropped stops working now, cached or not.
+    fn install(&self, keys: Vec<Key>) {
+        let mut set = self.write();
+        let changed = !set
+            .keys
+            .iter()
+            .map(|k| k.digest)
+            .eq(keys.iter().map(|k| k.digest));
+        if changed {
+            set.generation += 1;
+            self.verified.clear(set.generation);
+        }
+        set.keys = keys;
+        set.fetched = Some(Instant::now());
     }
 
     async fn fetch(&self) -> Result<Vec<Key>, String> {
@@ -367,11 +432,17 @@ fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
             },
         };
         let id = value.get("kid").and_then(Value::as_str).map(str::to_owned);
+        let digest = Sha256::digest(value.to_string().as_bytes()).into();
         let key = serde_json::from_value::<Jwk>(value)
             .ok()
             .and_then(|jwk| DecodingKey::from_jwk(&jwk).ok());
         match key {
-            Some(key) => keys.push(Key { id, algorithm, key }),
+            Some(key) => keys.push(Key {
+                id,
+                algorithm,
+                key,
+                digest,
+            }),
             None => debug!(kid = ?id, "skipping a JWKS key rucat cannot use"),
         }
     }
@@ -446,5 +517,49 @@ mod tests {
         assert_eq!(keys[0].algorithm, Some(Algorithm::RS256));
         assert!(parse_jwks(b"{}").is_err());
         assert!(parse_jwks(b"<html>").is_err());
+    }
+
+    #[test]
+    fn verified_tokens_are_forgotten_when_the_keys_change() {
+        let jwks = Jwks::new(
+            Uri::from_static("http://127.0.0.1:9/jwks"),
+            Duration::from_secs(3600),
+            Duration::from_secs(30),
+        );
+        let keys = |kids: &[&str]| {
+            let keys: Vec<Value> = kids
+                .iter()
+                .map(|kid| serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}))
+                .collect();
+            parse_jwks(serde_json::json!({ "keys": keys }).to_string().as_bytes()).unwrap()
+        };
+        let remember = || {
+            let (_, _, generation) = jwks.lookup(None, Algorithm::EdDSA);
+            let entry = cache::Entry {
+                identity: Identity::user("alice", ["data"]),
+                exp: u64::MAX,
+                nbf: None,
+            };
+            jwks.verified
+                .insert(jwks.verified.key("t"), entry, generation, Instant::now());
+        };
+        let cached = || {
+            jwks.verified
+                .get(&jwks.verified.key("t"), Instant::now(), 0, 0)
+                .is_some()
+        };
+        jwks.install(keys(&["a", "b"]));
+        remember();
+        assert!(cached());
+        // The same keys fetched again: nothing changes.
+        jwks.install(keys(&["a", "b"]));
+        assert!(cached());
+        // The issuer dropped b: every cached token is checked again.
+        jwks.install(keys(&["a"]));
+        assert!(!cached());
+        remember();
+        assert!(cached());
+        jwks.install(keys(&["a", "c"]));
+        assert!(!cached());
     }
 }

@@ -162,6 +162,17 @@ fn verify(hash: &PasswordHash, password: &[u8]) -> bool {
     }
 }
 
+/// A random salt for the keys of a cache of successful checks (of
+/// passwords, or JWTs: `what`), drawn at start. Without randomness it stays
+/// zero: keys are then plain hashes, which still never hold a credential.
+pub(super) fn random_salt(what: &str) -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    if getrandom::fill(&mut salt).is_err() {
+        tracing::warn!("no randomness for the {what} cache's salt");
+    }
+    salt
+}
+
 /// Successful password checks, for [`VERIFIED_TTL`]: keyed by a SHA-256 of
 /// the user name and password salted with a random key drawn at start, so
 /// that the memory holds nothing a password can be checked against offline
@@ -176,14 +187,8 @@ struct Verified {
 
 impl Verified {
     fn new(capacity: usize, ttl: Duration) -> Self {
-        let mut salt = [0u8; 32];
-        // Without randomness the salt stays zero: keys are then plain
-        // hashes, which still never hold a password.
-        if getrandom::fill(&mut salt).is_err() {
-            tracing::warn!("no randomness for the password cache's salt");
-        }
         Self {
-            salt,
+            salt: random_salt("password"),
             capacity,
             ttl,
             entries: Mutex::new(HashMap::new()),
