@@ -4,10 +4,13 @@
 //! only coordination between them is SQLite's own locking: every write is a
 //! single atomic statement, and the compare-and-swap lives in the `WHERE`
 //! clause of that statement rather than in a read followed by a write. The
-//! exception is a quota-checked write, which must count the owner's engines
+//! exception is a quota-checked write, which must read the owner's usage
 //! and write in one step: it runs in a `BEGIN IMMEDIATE` transaction, which
-//! takes the file's write lock before the count, so quota-checked writes in
-//! every process on the file take turns.
+//! takes the file's write lock before the read, so quota-checked writes in
+//! every process on the file take turns. The usage is not counted from the
+//! engines but read from `engine_usage`, per-owner, per-state counts that
+//! triggers keep exact inside each write's statement, so a check costs the
+//! same whether the owner has 10 engines or 10,000.
 //!
 //! Its change feed is in-process: writes made through this store are reported
 //! to the monitors subscribed to it, which covers a server with its embedded
@@ -59,10 +62,13 @@ const SHARED_IDS: &str = "SELECT id FROM engine_shares \
 /// else's engines): the same walk, filtered.
 const SHARED_OWNED_IDS: &str = "SELECT id FROM engine_shares \
      WHERE group_name = ?3 AND state = ?4 AND id > ?1 AND owner = ?5 ORDER BY id LIMIT ?2";
-/// How many of owner `?1`'s engines other than `?2` are in each state: the
-/// usage a quota check counts, from `engines_owner` alone.
-const USAGE: &str =
-    "SELECT state, COUNT(*) FROM engines WHERE owner = ?1 AND id != ?2 GROUP BY state";
+/// How many of owner `?1`'s engines are in each state: a primary-key search
+/// of `engine_usage`, a row per state the owner has engines in, however many
+/// engines that is.
+const USAGE: &str = "SELECT state, n FROM engine_usage WHERE owner = ?1";
+/// Engine `?1`'s state if owner `?2` owns it (counted once in [`USAGE`]),
+/// else no row: one primary-key read.
+const OWN_STATE: &str = "SELECT state, 1 FROM engines WHERE id = ?1 AND owner = ?2";
 /// The current revision, inside a quota-checked write's transaction.
 const REVISION: &str = "SELECT revision FROM engines WHERE id = ?1";
 const GET: &str = select_engines!("WHERE id = ?1");
@@ -418,13 +424,23 @@ fn get_row(conn: &Connection, id: &EngineId) -> Result<Option<EngineRecord>, Sto
     rows.next().map_err(unavailable)?.map(decode).transpose()
 }
 
-/// `owner`'s engines other than `except`, as a quota check counts them.
+/// `owner`'s engines other than `except`, as a quota check counts them:
+/// the owner's counts, less `except`'s own place in them if it is stored
+/// as one of the owner's engines (a restart checks the engine against the
+/// others).
 fn usage(conn: &Connection, owner: &str, except: &EngineId) -> Result<Usage, StoreError> {
     let mut stmt = conn.prepare_cached(USAGE).map_err(unavailable)?;
-    let rows = stmt
-        .query(params![owner, except.as_str()])
+    let mut counts = collect_with(stmt.query([owner]).map_err(unavailable)?, decode_count)?;
+    let mut stmt = conn.prepare_cached(OWN_STATE).map_err(unavailable)?;
+    let own = stmt
+        .query(params![except.as_str(), owner])
         .map_err(unavailable)?;
-    Ok(usage_from_counts(collect_with(rows, decode_count)?))
+    for (state, _) in collect_with(own, decode_count)? {
+        if let Some((_, n)) = counts.iter_mut().find(|(counted, _)| *counted == state) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    Ok(usage_from_counts(counts))
 }
 
 /// The ids of `query`'s page when it filters by owner or visibility: one
@@ -521,7 +537,205 @@ fn paged<T>(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use rucat_core::{EngineSpec, EngineType};
+
     use super::*;
+    use EngineState::{Running, Terminated, WaitToStart};
+
+    const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+    fn engine(owner: Option<&str>) -> EngineRecord {
+        let spec = EngineSpec {
+            id: EngineId::generate(),
+            name: "counted".to_owned(),
+            engine_type: EngineType::Spark,
+            version: "4.3.0".to_owned(),
+            configs: BTreeMap::new(),
+            token: None,
+        };
+        let mut record = EngineRecord::new(spec, T0);
+        record.owner = owner.map(str::to_owned);
+        record
+    }
+
+    /// `(owner, state, n)` rows of `sql`, in order.
+    fn rows(conn: &Connection, sql: &str) -> Vec<(String, String, i64)> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// `engine_usage` holds exactly what counting the engines answers (and
+    /// so no row at 0), and that is `expected`.
+    fn assert_counts(path: &Path, expected: &[(&str, EngineState, i64)]) {
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|(owner, state, n)| ((*owner).to_owned(), state.name().to_owned(), *n))
+            .collect();
+        assert_eq!(exact_counts(path), expected);
+    }
+
+    fn exact_counts(path: &Path) -> Vec<(String, String, i64)> {
+        let conn = Connection::open(path).unwrap();
+        let kept = rows(
+            &conn,
+            "SELECT owner, state, n FROM engine_usage ORDER BY owner, state",
+        );
+        let counted = rows(
+            &conn,
+            "SELECT owner, state, COUNT(*) FROM engines WHERE owner IS NOT NULL \
+             GROUP BY owner, state ORDER BY owner, state",
+        );
+        assert_eq!(kept, counted);
+        kept
+    }
+
+    /// The per-owner counts stay exact from a file made at schema 3 through
+    /// every kind of write, and quota checks read them.
+    #[tokio::test]
+    async fn usage_counts_stay_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rucat.db");
+        // A file as a schema-3 build left it, with engines of two owners
+        // and one of no one.
+        let alice_running = engine(Some("alice"));
+        let bob = engine(Some("bob"));
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &schema::MIGRATIONS[..3] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            let mut stopped = engine(Some("alice"));
+            stopped.enter(EngineState::Terminated, T0);
+            for record in [&alice_running, &stopped, &bob, &engine(None)] {
+                let row = Encoded::new(record, 1).unwrap();
+                insert_row(&conn, &row, record.id().clone()).unwrap();
+            }
+            let mut running = alice_running.clone();
+            running.enter(EngineState::Running, T0);
+            let row = Encoded::new(&running, 2).unwrap();
+            assert_eq!(update_row(&conn, 1, &row).unwrap(), 1);
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert_counts(
+            &path,
+            &[
+                ("alice", Running, 1),
+                ("alice", Terminated, 1),
+                ("bob", WaitToStart, 1),
+            ],
+        );
+
+        // Inserts, with a quota and without, and of no one's.
+        let limits = Limits {
+            owner: "alice".into(),
+            max_engines: Some(10),
+            max_running: Some(10),
+        };
+        let alice_new = engine(Some("alice"));
+        store.insert_within(&alice_new, &limits).await.unwrap();
+        store.insert(&engine(Some("alice"))).await.unwrap();
+        let nobodys = engine(None);
+        store.insert(&nobodys).await.unwrap();
+        let after_inserts = [
+            ("alice", Running, 1),
+            ("alice", Terminated, 1),
+            ("alice", WaitToStart, 2),
+            ("bob", WaitToStart, 1),
+        ];
+        assert_counts(&path, &after_inserts);
+        // An insert refused by its quota or its id leaves the counts be.
+        let full = Limits {
+            max_engines: Some(4),
+            ..limits.clone()
+        };
+        let err = store.insert_within(&engine(Some("alice")), &full).await;
+        assert!(matches!(err, Err(StoreError::QuotaExceeded(_))), "{err:?}");
+        let err = store.insert(&alice_new).await;
+        assert!(matches!(err, Err(StoreError::AlreadyExists(_))), "{err:?}");
+
+        // What a quota check reads: everything but the engine written.
+        let conn = Connection::open(&path).unwrap();
+        let running = Usage {
+            engines: 4,
+            running: 3,
+        };
+        assert_eq!(usage(&conn, "alice", bob.id()).unwrap(), running);
+        assert_eq!(
+            usage(&conn, "alice", alice_new.id()).unwrap(),
+            Usage {
+                engines: 3,
+                running: 2,
+            }
+        );
+        // Another owner's engine is not subtracted from alice's counts.
+        assert_eq!(usage(&conn, "bob", alice_new.id()).unwrap().engines, 1);
+        assert_eq!(usage(&conn, "carol", bob.id()).unwrap(), Usage::default());
+
+        // State changes move a count, through either compare-and-swap;
+        // a write that keeps owner and state moves nothing.
+        let mut stopping = alice_new.clone();
+        stopping.enter(EngineState::Terminated, T0);
+        store.compare_and_swap(1, &stopping).await.unwrap();
+        let mut restarted = stopping.clone();
+        restarted.enter(EngineState::WaitToStart, T0);
+        store
+            .compare_and_swap_within(2, &restarted, &limits)
+            .await
+            .unwrap();
+        let mut leased = restarted.clone();
+        leased.next_action_at = None;
+        store.compare_and_swap(3, &leased).await.unwrap();
+        let mut nobody_running = nobodys.clone();
+        nobody_running.enter(EngineState::Running, T0);
+        store.compare_and_swap(1, &nobody_running).await.unwrap();
+        // A stale write changes nothing.
+        let err = store.compare_and_swap(1, &stopping).await;
+        assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+        assert_counts(&path, &after_inserts);
+
+        // An owner change moves the engine between owners, and to or
+        // from no one.
+        let mut bobs_now = leased.clone();
+        bobs_now.owner = Some("bob".into());
+        store.compare_and_swap(4, &bobs_now).await.unwrap();
+        let mut alices_now = nobody_running.clone();
+        alices_now.owner = Some("alice".into());
+        store.compare_and_swap(2, &alices_now).await.unwrap();
+        let mut disowned = bob.clone();
+        disowned.owner = None;
+        store.compare_and_swap(1, &disowned).await.unwrap();
+        assert_counts(
+            &path,
+            &[
+                ("alice", Running, 2),
+                ("alice", Terminated, 1),
+                ("alice", WaitToStart, 1),
+                ("bob", WaitToStart, 1),
+            ],
+        );
+
+        // Deletes, down to no row for an owner with no engine left.
+        store.delete(bobs_now.id(), 5).await.unwrap();
+        store.delete(disowned.id(), 2).await.unwrap();
+        store.delete(alice_running.id(), 2).await.unwrap();
+        let err = store.delete(alices_now.id(), 1).await;
+        assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+        assert_counts(
+            &path,
+            &[
+                ("alice", Running, 1),
+                ("alice", Terminated, 1),
+                ("alice", WaitToStart, 1),
+            ],
+        );
+    }
 
     /// The plan SQLite picks for `sql`, one line per step.
     fn plan(conn: &Connection, sql: &str) -> Vec<String> {
@@ -567,7 +781,8 @@ mod tests {
                 SHARED_OWNED_IDS,
                 "engine_shares USING PRIMARY KEY (group_name=? AND state=? AND id>?)",
             ),
-            (USAGE, "COVERING INDEX engines_owner (owner=?)"),
+            (USAGE, "engine_usage USING PRIMARY KEY (owner=?)"),
+            (OWN_STATE, "sqlite_autoindex_engines_1 (id=?)"),
             (DUE, "engines_due (next_action_at>? AND next_action_at<?)"),
         ];
         for (sql, index) in cases {
