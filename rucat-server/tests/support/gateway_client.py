@@ -92,8 +92,16 @@ def cmd_interrupt(endpoint):
 
     worker = threading.Thread(target=long_query)
     worker.start()
-    time.sleep(4)
-    interrupted = spark.interruptAll()
+    # Interrupt once the query is running. On a loaded machine it may not
+    # have reached the server after a fixed wait, and an interrupt of
+    # nothing would leave a query that never ends: ask until one is hit.
+    time.sleep(2)
+    interrupted = []
+    deadline = time.time() + 90
+    while not interrupted and worker.is_alive() and time.time() < deadline:
+        interrupted = spark.interruptAll()
+        if not interrupted:
+            time.sleep(0.5)
     worker.join(120)
     outcome["interrupted"] = len(interrupted)
     outcome["alive"] = worker.is_alive()
