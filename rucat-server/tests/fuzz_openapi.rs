@@ -41,29 +41,6 @@ fn ensure_schemathesis() {
     );
 }
 
-/// The argon2 hash of `password`, from `rucat-server hash-password`.
-fn password_hash(password: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rucat-server"))
-        .arg("hash-password")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run rucat-server hash-password");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write the password");
-    let output = child.wait_with_output().expect("hash-password ends");
-    assert!(output.status.success());
-    String::from_utf8(output.stdout)
-        .expect("a UTF-8 hash")
-        .trim()
-        .to_owned()
-}
-
 /// Starts a server on a fresh data directory with `config` (JSON).
 fn server(dir: &Path, config: &str) -> RucatProcess {
     let config_path = dir.join("server.json");
@@ -162,7 +139,7 @@ async fn the_authenticated_api_keeps_the_promises_of_its_document() {
     let dir = tempfile::tempdir().unwrap();
     // A user (not an admin) with an argon2 password, made by the binary's
     // own command, and a quota the fuzzer's creates run into.
-    let hash = password_hash("fuzz-secret");
+    let hash = support::identities::password_hash("fuzz-secret");
     let config = serde_json::json!({
         "embedded_monitor": false,
         "auth_provider": {

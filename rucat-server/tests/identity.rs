@@ -9,8 +9,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -24,7 +22,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use rucat_core::{CreateEngineRequest, EngineRecord, EngineState, Timestamp};
 use rucat_store::DatabaseConfig;
 use serde_json::{Value, json};
-use support::identities::{ISSUER, issuer, jwt_config, now, rsa_key, token};
+use support::identities::{ISSUER, issuer, jwt_config, now, rsa_key, rucat_server, token};
 use support::processes::RucatProcess;
 
 /// A `rucat-server` with `auth_provider`, no monitor, its data in a temp dir.
@@ -157,39 +155,15 @@ async fn gateway_sees(gateway: &str, credential: &str, visible: &[&str], hidden:
     }
 }
 
-/// Runs `rucat-server ARGS` with `stdin` as its input; its standard output.
-fn hash_command(args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rucat-server"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn static_users_with_argon2_and_bcrypt_hashes_and_tokens() {
     // The binary's own commands make the argon2 hash and the token.
     let started = Instant::now();
-    let argon2 = hash_command(&["hash-password"], "alice-pass\n");
+    let argon2 = rucat_server(&["hash-password"], "alice-pass\n");
     let hashing = started.elapsed();
     let argon2 = argon2.trim();
     assert!(argon2.starts_with("$argon2id$"), "{argon2}");
-    let minted = hash_command(&["hash-token"], "");
+    let minted = rucat_server(&["hash-token"], "");
     let token = minted
         .lines()
         .next()
@@ -204,7 +178,7 @@ async fn static_users_with_argon2_and_bcrypt_hashes_and_tokens() {
         .strip_prefix("token_sha256: ")
         .unwrap();
     assert_eq!(
-        hash_command(&["hash-token", "--stdin"], &format!("{token}\n")).trim(),
+        rucat_server(&["hash-token", "--stdin"], &format!("{token}\n")).trim(),
         digest
     );
     let bcrypt = bcrypt::hash_with_salt("bob-pass", 10, *b"rucat-test-salt!")

@@ -8,9 +8,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 use rucat_core::{CreateEngineRequest, EngineRecord, Timestamp};
@@ -23,30 +21,6 @@ use support::processes::RucatProcess;
 /// with this suffix.
 const PASSWORD_SUFFIX: &str = "-pass-9f2c";
 const SEED_ADMIN: (&str, &str) = ("seed-admin", "seed-pass-31d7");
-
-/// Runs `rucat-server ARGS` with `stdin` as its input; its standard output.
-fn rucat_server(args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rucat-server"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// One person, as the tests know them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,12 +95,12 @@ impl Server {
         let mut tokens = Vec::new();
         for actor in ACTORS {
             let password = format!("{}{PASSWORD_SUFFIX}", actor.name());
-            let hash = rucat_server(&["hash-password"], &format!("{password}\n"));
+            let hash = identities::password_hash(&password);
             let (token, digest) = identities::new_token();
             tokens.push((actor, token));
             users.push(json!({
                 "name": actor.name(),
-                "password_hash": hash.trim(),
+                "password_hash": hash,
                 "token_sha256": digest,
                 "role": if actor == Admin { "admin" } else { "user" },
                 "groups": actor.groups(),
