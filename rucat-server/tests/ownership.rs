@@ -15,7 +15,7 @@ use rucat_core::{CreateEngineRequest, EngineRecord, Timestamp};
 use rucat_store::DatabaseConfig;
 use serde_json::{Value, json};
 use support::identities::{self, Issuer, Key};
-use support::processes::RucatProcess;
+use support::processes::{RucatProcess, race_creates_against_quota};
 
 /// The admin's, alice's, bob's and carol's password, as each one's name
 /// with this suffix.
@@ -491,35 +491,7 @@ async fn quotas_hold_across_two_servers_sharing_a_store() {
     let http = reqwest::Client::new();
     let body = json!({"name": "q", "engine_type": "Spark", "version": "4.3.0"});
 
-    let mut creates = tokio::task::JoinSet::new();
-    for i in 0..20 {
-        let request = http
-            .post(servers[i % 2].url("/engine"))
-            .bearer_auth(&token)
-            .json(&body);
-        creates.spawn(async move {
-            let response = request.send().await.unwrap();
-            let status = response.status();
-            (status, response.json::<Value>().await.unwrap())
-        });
-    }
-    let answers = creates.join_all().await;
-    let created = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    assert_eq!(created, 3, "{answers:?}");
-    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
-        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS, "{body}");
-        assert_eq!(body["error"], "quota_exceeded", "{body}");
-        assert_eq!(body["quota"], "max_engines", "{body}");
-        assert_eq!(
-            (body["count"].as_u64(), body["limit"].as_u64()),
-            (Some(3), Some(3)),
-            "{body}"
-        );
-        assert!(
-            body["message"].as_str().unwrap().contains("max_engines"),
-            "{body}"
-        );
-    }
+    race_creates_against_quota(&servers, &token, 20, 3).await;
     for server in &servers {
         let listed: Vec<Value> = http
             .get(server.url("/engines"))

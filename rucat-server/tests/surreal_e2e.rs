@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::processes::RucatProcess;
+use support::processes::{RucatProcess, race_creates_against_quota};
 use surreal_server::{PASS, Storage, SurrealServer, USER, unique_database};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -184,29 +184,7 @@ async fn quotas_hold_across_two_servers_on_a_surrealdb_server() {
     ];
     let servers = [RucatProcess::server(&args), RucatProcess::server(&args)];
     let client = reqwest::Client::new();
-    let body = json!({"name": "q", "engine_type": "Spark", "version": "4.3.0"});
-    let mut creates = tokio::task::JoinSet::new();
-    for i in 0..20 {
-        let request = client
-            .post(servers[i % 2].url("/engine"))
-            .bearer_auth(token)
-            .json(&body);
-        creates.spawn(async move {
-            let response = request.send().await.unwrap();
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap(),
-            )
-        });
-    }
-    let answers = creates.join_all().await;
-    let created = answers.iter().filter(|(status, _)| *status == 200).count();
-    assert_eq!(created, 3, "{answers:?}");
-    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
-        assert_eq!(*status, 429, "{body}");
-        assert_eq!(body["quota"], "max_engines", "{body}");
-        assert_eq!(body["count"], 3, "{body}");
-    }
+    race_creates_against_quota(&servers, token, 20, 3).await;
     let listed: Vec<Value> = client
         .get(servers[1].url("/engines"))
         .bearer_auth(token)

@@ -275,3 +275,48 @@ pub fn pyspark(args: &[&str], envs: &[(&str, &str)]) -> Result<serde_json::Value
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).map_err(|e| format!("{e}: {stdout}"))
 }
+
+/// Sends `creates` engine creates at once with `token`, alternating between
+/// `servers` (which share one store), and asserts that a `max_engines` quota
+/// of `limit` held: exactly `limit` were created and every other answer is
+/// 429 `quota_exceeded` naming the quota, the count and the limit.
+pub async fn race_creates_against_quota(
+    servers: &[RucatProcess],
+    token: &str,
+    creates: usize,
+    limit: u64,
+) {
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"name": "q", "engine_type": "Spark", "version": "4.3.0"});
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..creates {
+        let request = client
+            .post(servers[i % servers.len()].url("/engine"))
+            .bearer_auth(token)
+            .json(&body);
+        requests.spawn(async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        });
+    }
+    let answers = requests.join_all().await;
+    let created = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(created as u64, limit, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_eq!(*status, 429, "{body}");
+        assert_eq!(body["error"], "quota_exceeded", "{body}");
+        assert_eq!(body["quota"], "max_engines", "{body}");
+        assert_eq!(
+            (body["count"].as_u64(), body["limit"].as_u64()),
+            (Some(limit), Some(limit)),
+            "{body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("max_engines")),
+            "{body}"
+        );
+    }
+}
