@@ -139,7 +139,7 @@ async fn the_authenticated_api_keeps_the_promises_of_its_document() {
     let dir = tempfile::tempdir().unwrap();
     // A user (not an admin) with an argon2 password, made by the binary's
     // own command, and a quota the fuzzer's creates run into.
-    let hash = support::identities::password_hash("fuzz-secret");
+    let hash = support::processes::password_hash("fuzz-secret");
     let config = serde_json::json!({
         "embedded_monitor": false,
         "auth_provider": {

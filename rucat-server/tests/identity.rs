@@ -22,8 +22,9 @@ use reqwest::{RequestBuilder, StatusCode};
 use rucat_core::{CreateEngineRequest, EngineRecord, EngineState, Timestamp};
 use rucat_store::DatabaseConfig;
 use serde_json::{Value, json};
-use support::identities::{ISSUER, issuer, jwt_config, now, rsa_key, rucat_server, token};
+use support::identities::{ISSUER, issuer, jwt_config, now, rsa_key, token};
 use support::processes::RucatProcess;
+use support::processes::rucat_server;
 
 /// A `rucat-server` with `auth_provider`, no monitor, its data in a temp dir.
 struct Server {

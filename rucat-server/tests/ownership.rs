@@ -95,7 +95,7 @@ impl Server {
         let mut tokens = Vec::new();
         for actor in ACTORS {
             let password = format!("{}{PASSWORD_SUFFIX}", actor.name());
-            let hash = identities::password_hash(&password);
+            let hash = support::processes::password_hash(&password);
             let (token, digest) = identities::new_token();
             tokens.push((actor, token));
             users.push(json!({

@@ -2,9 +2,8 @@
 //! an OIDC issuer of our own — RSA keys made by `openssl`, a JWKS endpoint
 //! serving them (and counting its fetches), and tokens signed with them.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,38 +14,6 @@ use serde_json::{Value, json};
 
 /// The `iss` of every token made here.
 pub const ISSUER: &str = "https://idp.test/realms/data";
-
-/// Runs `rucat-server ARGS` (its hash commands) with `stdin` as its input;
-/// its standard output. Panics with its standard error if it fails.
-pub fn rucat_server(args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rucat-server"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// The argon2 hash of `password`, as `rucat-server hash-password` prints it.
-pub fn password_hash(password: &str) -> String {
-    rucat_server(&["hash-password"], &format!("{password}\n"))
-        .trim()
-        .to_owned()
-}
 
 /// A fresh static-user token and its `token_sha256`.
 pub fn new_token() -> (String, String) {

@@ -1,6 +1,6 @@
 //! Starting rucat's binaries as real processes for end-to-end tests.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -319,4 +319,36 @@ pub async fn race_creates_against_quota(
             "{body}"
         );
     }
+}
+
+/// Runs `rucat-server ARGS` (its hash commands) with `stdin` as its input;
+/// its standard output. Panics with its standard error if it fails.
+pub fn rucat_server(args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rucat-server"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The argon2 hash of `password`, as `rucat-server hash-password` prints it.
+pub fn password_hash(password: &str) -> String {
+    rucat_server(&["hash-password"], &format!("{password}\n"))
+        .trim()
+        .to_owned()
 }
