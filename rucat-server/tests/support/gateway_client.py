@@ -83,26 +83,31 @@ def cmd_interrupt(endpoint):
     def long_query():
         started = time.time()
         try:
-            other = spark.range(10**6).withColumnRenamed("id", "j")
-            spark.range(10**6).crossJoin(other).selectExpr("sum((id + j) % 3)").collect()
+            # About 5 minutes of sleeping tasks: long enough that only an
+            # interrupt ends it in time, finite if one is missed, and idle
+            # on the CPU so a loaded machine stays responsive.
+            spark.range(0, 600, 1, 2).selectExpr(
+                "reflect('java.lang.Thread', 'sleep', cast(1000 as bigint))"
+            ).collect()
             outcome["error"] = None
         except Exception as e:  # the interrupted query's error
             outcome["error"] = type(e).__name__ + ": " + str(e)[:300]
         outcome["seconds"] = time.time() - started
 
-    worker = threading.Thread(target=long_query)
+    # A daemon: a query that outlives the test must not keep the
+    # interpreter from exiting with its answer.
+    worker = threading.Thread(target=long_query, daemon=True)
     worker.start()
-    # Interrupt once the query is running. On a loaded machine it may not
-    # have reached the server after a fixed wait, and an interrupt of
-    # nothing would leave a query that never ends: ask until one is hit.
+    # Interrupt once the query is running, and again while it is: on a
+    # loaded machine an interrupt may come before the query reaches the
+    # server (nothing to interrupt) or race its start.
     time.sleep(2)
-    interrupted = []
+    interrupted = set()
     deadline = time.time() + 90
-    while not interrupted and worker.is_alive() and time.time() < deadline:
-        interrupted = spark.interruptAll()
-        if not interrupted:
-            time.sleep(0.5)
-    worker.join(120)
+    while worker.is_alive() and time.time() < deadline:
+        interrupted.update(spark.interruptAll())
+        worker.join(1 if interrupted else 0.5)
+    worker.join(60)
     outcome["interrupted"] = len(interrupted)
     outcome["alive"] = worker.is_alive()
     return outcome

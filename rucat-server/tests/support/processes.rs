@@ -255,19 +255,31 @@ pub fn spark_query(endpoint: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// How long one pyspark client command may take before it is killed: a
+/// hung client fails its own step, by name, instead of the whole test
+/// timing out with nothing said.
+const PYSPARK_TIME_LIMIT_SECS: &str = "240";
+
 /// Runs `tests/support/gateway_client.py` (a real pyspark client) with
 /// `args`; returns the JSON it prints, or its stderr if it failed. The
 /// client never inherits an engine token from the environment (pyspark
 /// would send it).
 pub fn pyspark(args: &[&str], envs: &[(&str, &str)]) -> Result<serde_json::Value, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/gateway_client.py");
-    let out = Command::new("python3")
+    let out = Command::new("timeout")
+        .args(["--kill-after=10", PYSPARK_TIME_LIMIT_SECS, "python3"])
         .arg(script)
         .args(args)
         .env_remove("SPARK_CONNECT_AUTHENTICATE_TOKEN")
         .envs(envs.iter().copied())
         .output()
-        .expect("python3");
+        .expect("timeout (coreutils) and python3");
+    if out.status.code() == Some(124) {
+        return Err(format!(
+            "killed after {PYSPARK_TIME_LIMIT_SECS} s: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
