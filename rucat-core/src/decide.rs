@@ -7,8 +7,9 @@
 //!
 //! One rule here shapes the cost of rucat at rest: **a Running engine is
 //! watched, not scheduled.** Once a pass has seen its resource running at
-//! the recorded endpoint, its `next_action_at` is cleared, so it leaves the
-//! due list and no monitor claims it again. Monitors instead compare the
+//! the recorded endpoint, its `next_action_at` is cleared (or set to its
+//! idle deadline, see [`crate::idle`]), so it leaves the due list and no
+//! monitor claims it again until it may be idle. Monitors instead compare the
 //! resource manager's status with the record, without writing ([`needs_pass`]),
 //! when the resource manager reports a change and at a slow resync interval;
 //! only a difference (failed, gone, not ready, a new endpoint) is claimed.
@@ -16,6 +17,7 @@
 use std::time::Duration;
 
 use crate::engine::{EngineRecord, Lease};
+use crate::idle::{self, StopReason};
 use crate::monitor::MonitorConfig;
 use crate::resource::{ResourceError, ResourceStatus};
 use crate::state::{EngineState, Event, Transition, transition};
@@ -75,8 +77,8 @@ pub enum Outcome {
     /// `event` applied; `next.state` may equal the claimed state (a new
     /// endpoint of a Running engine).
     Moved(Event),
-    /// Nothing changed. A Running engine is left unscheduled; any other is
-    /// looked at again after the check interval.
+    /// Nothing changed. A Running engine is left unscheduled but for its
+    /// idle deadline; any other is looked at again after the check interval.
     Unchanged,
     /// The resource manager could not be asked, or refused a step that must
     /// not be given up (a cleanup); retried after a backoff.
@@ -128,6 +130,12 @@ pub fn decide(
 ) -> Verdict {
     use EngineState::*;
     let verdict = match (claimed.state, observed) {
+        // Idle past its timeout: stopped without asking anyone (see
+        // `crate::idle`); a gateway's activity write since our claim
+        // refuses the release, and the engine stays.
+        (Running, Observed::Claimed) if idle::idle_stop(claimed, now).is_some() => {
+            idle::idle_stop(claimed, now).map_or(Found::Ignored, Found::IdleStop)
+        }
         (TriggerStart, Observed::Claimed) => return Verdict::Ask(Call::Create),
         (
             StartInProgress | Running | TerminateInProgress | ErrorCleanInProgress,
@@ -197,6 +205,8 @@ enum Found {
         error: Option<String>,
     },
     Unchanged,
+    /// Idle past its timeout: stop it.
+    IdleStop(StopReason),
     Retry {
         error: ResourceError,
         remains: String,
@@ -307,9 +317,10 @@ fn release(
                     next.error = Some(reason);
                 }
                 next.next_action_at = if state == EngineState::Running {
-                    // Just seen running: watched from now on, not scheduled.
+                    // Just seen running: watched from now on, scheduled
+                    // only for its idle deadline.
                     next.retries = 0;
-                    None
+                    idle::idle_deadline(&next)
                 } else if state == claimed.state {
                     recheck
                 } else {
@@ -326,11 +337,16 @@ fn release(
         Found::Unchanged => {
             if claimed.state == EngineState::Running {
                 next.retries = 0;
-                next.next_action_at = None;
+                next.next_action_at = idle::idle_deadline(&next);
             } else {
                 next.next_action_at = recheck;
             }
             Outcome::Unchanged
+        }
+        Found::IdleStop(reason) => {
+            move_to(&mut next, EngineState::WaitToTerminate, now);
+            next.stop_reason = Some(reason);
+            Outcome::Moved(Event::Stop)
         }
         Found::Retry { error, remains } => {
             next.retries = claimed.retries.saturating_add(1);
@@ -783,5 +799,80 @@ mod tests {
         let mut stopping = quiet.clone();
         stopping.state = WaitToTerminate;
         assert!(!needs_pass(&stopping, &ResourceStatus::Gone, now, &cfg));
+    }
+
+    #[test]
+    fn idle_running_engines_are_stopped_at_their_deadline() {
+        let cfg = config();
+        let idle_claim = |idle: u64| {
+            let mut r = claimed(Running);
+            r.idle_timeout_secs = idle;
+            r
+        };
+        let deadline = T0.plus(Duration::from_secs(60));
+        // Before the deadline: an ordinary check, rescheduled for the deadline.
+        let early = T0.plus(Duration::from_secs(59));
+        assert_eq!(
+            decide(&idle_claim(60), Observed::Claimed, early, &cfg),
+            Verdict::Ask(Call::Status)
+        );
+        let Verdict::Write(kept) = decide(
+            &idle_claim(60),
+            Observed::Status(running("sc://a:1")),
+            early,
+            &cfg,
+        ) else {
+            panic!("a status decides")
+        };
+        assert_eq!(kept.outcome, Outcome::Unchanged);
+        assert_eq!(kept.next.next_action_at, Some(deadline));
+        assert!(!needs_pass(&kept.next, &running("sc://a:1"), early, &cfg));
+
+        // Past it: stopped through the lifecycle, saying why, with no call.
+        let late = T0.plus(Duration::from_secs(90));
+        let Verdict::Write(stop) = decide(&idle_claim(60), Observed::Claimed, late, &cfg) else {
+            panic!("an idle engine is stopped without asking")
+        };
+        assert_eq!(stop.outcome, Outcome::Moved(Event::Stop));
+        assert_eq!(stop.next.state, WaitToTerminate);
+        assert_eq!(stop.next.lease, None);
+        assert_eq!(stop.next.next_action_at, Some(late), "stopped at once");
+        assert_eq!(
+            stop.next.stop_reason,
+            Some(StopReason::Idle { idle_secs: 90 })
+        );
+        assert_eq!(stop.next.endpoint.as_deref(), Some("sc://a:1"));
+
+        // Activity since moves the deadline; a timeout of 0 never stops.
+        let mut active = idle_claim(60);
+        active.last_activity = Some(T0.plus(Duration::from_secs(40)));
+        assert_eq!(
+            decide(&active, Observed::Claimed, late, &cfg),
+            Verdict::Ask(Call::Status)
+        );
+        assert_eq!(
+            decide(
+                &idle_claim(0),
+                Observed::Claimed,
+                T0.plus(Duration::from_secs(86_400)),
+                &cfg
+            ),
+            Verdict::Ask(Call::Status)
+        );
+
+        // A fresh start is scheduled for its first deadline.
+        let mut starting = claimed(StartInProgress);
+        starting.idle_timeout_secs = 60;
+        let now = T0.plus(Duration::from_secs(5));
+        let Verdict::Write(up) =
+            decide(&starting, Observed::Status(running("sc://a:1")), now, &cfg)
+        else {
+            panic!("a status decides")
+        };
+        assert_eq!(up.next.state, Running);
+        assert_eq!(
+            up.next.next_action_at,
+            Some(now.plus(Duration::from_secs(60)))
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::idle::StopReason;
 use crate::state::EngineState;
 use crate::time::Timestamp;
 use crate::token::EngineToken;
@@ -145,6 +146,18 @@ pub struct EngineSpec {
     pub token: Option<EngineToken>,
 }
 
+impl EngineSpec {
+    /// Whether users reach the engine through rucat's Spark Connect
+    /// gateway, which demands its token for it: Spark 4 engines. Spark 3.5's
+    /// Spark Connect server cannot check a token, so its clients connect
+    /// directly, and rucat sees nothing of their use.
+    pub fn served_by_gateway(&self) -> bool {
+        match self.engine_type {
+            EngineType::Spark => !self.version.starts_with("3."),
+        }
+    }
+}
+
 /// A monitor's claim on an engine: only `owner` may act on it until `expires_at`;
 /// after that any monitor may take the engine over.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +198,25 @@ pub struct EngineRecord {
     /// Groups whose members may see and act on the engine besides its owner.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub share_with_groups: BTreeSet<String>,
+    /// How long the engine may stay idle before a monitor stops it, in
+    /// seconds; 0 (and every record from before idle stops) never stops.
+    /// See [`crate::idle`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub idle_timeout_secs: u64,
+    /// Whether a client's RPC restarts the engine whatever stopped it, not
+    /// only idleness.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_resume: bool,
+    /// The latest use a gateway reported (sparsely: see [`crate::idle`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<Timestamp>,
+    /// Why a stopping or Terminated engine stopped; cleared when it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EngineRecord {
@@ -204,6 +236,10 @@ impl EngineRecord {
             retries: 0,
             owner: None,
             share_with_groups: BTreeSet::new(),
+            idle_timeout_secs: 0,
+            auto_resume: false,
+            last_activity: None,
+            stop_reason: None,
         }
     }
 
@@ -226,6 +262,9 @@ impl EngineRecord {
         }
         if !state.is_error() {
             self.error = None;
+        }
+        if !(state.is_cleaning_up() || state == EngineState::Terminated) || state.is_error() {
+            self.stop_reason = None;
         }
         self.next_action_at = if state.is_at_rest() { None } else { Some(now) };
     }
@@ -271,6 +310,23 @@ pub struct EngineInfo {
     /// owner (and admins); only the owner or an admin may change them.
     #[serde(default)]
     pub share_with_groups: BTreeSet<String>,
+    /// Seconds of idleness after which rucat stops the engine; 0 never.
+    #[serde(default)]
+    pub idle_timeout_secs: u64,
+    /// Whether a client's connection restarts the engine however it was
+    /// stopped (one stopped for idleness always resumes).
+    #[serde(default)]
+    pub auto_resume: bool,
+    /// The latest client activity rucat's gateway recorded (written at
+    /// most every activity interval, so up to that much behind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub last_activity: Option<Timestamp>,
+    /// Why the engine stopped, e.g. `idle for 30m` or `stopped by alice`;
+    /// only while it stops and once Terminated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub stopped_reason: Option<String>,
 }
 
 impl From<&EngineRecord> for EngineInfo {
@@ -294,6 +350,10 @@ impl From<&EngineRecord> for EngineInfo {
                 .filter(|_| r.state.is_error() || r.state.is_cleaning_up()),
             owner: r.owner.clone(),
             share_with_groups: r.share_with_groups.clone(),
+            idle_timeout_secs: r.idle_timeout_secs,
+            auto_resume: r.auto_resume,
+            last_activity: r.last_activity,
+            stopped_reason: r.stop_reason.as_ref().map(ToString::to_string),
         }
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::engine::{EngineId, EngineRecord};
 use crate::identity::Identity;
+use crate::idle::{IdlePolicy, StopReason};
 use crate::metrics::MonitorMetrics;
 use crate::quota::{Limits, QuotaExceeded, Quotas, counts_as_running};
 use crate::request::{CreateEngineRequest, ValidationError, validate_groups};
@@ -99,11 +100,19 @@ enum Caller<'a> {
     As(&'a Identity),
 }
 
-impl Caller<'_> {
+impl<'a> Caller<'a> {
     fn may_see(self, record: &EngineRecord) -> bool {
         match self {
             Self::System => true,
             Self::As(who) => who.may_see(record),
+        }
+    }
+
+    /// Who stopped an engine, as its stop reason names them.
+    fn name(self) -> Option<&'a str> {
+        match self {
+            Self::System => None,
+            Self::As(who) => Some(&who.name),
         }
     }
 
@@ -129,6 +138,7 @@ pub struct Engines {
     wake: Option<Arc<Notify>>,
     metrics: Option<Arc<MonitorMetrics>>,
     quotas: Arc<Quotas>,
+    idle: IdlePolicy,
 }
 
 impl Engines {
@@ -138,6 +148,7 @@ impl Engines {
             wake: None,
             metrics: None,
             quotas: Arc::default(),
+            idle: IdlePolicy::default(),
         }
     }
 
@@ -166,6 +177,17 @@ impl Engines {
         self
     }
 
+    /// Gives new engines idle timeouts under `policy` (by default they
+    /// have none: see [`crate::idle`]).
+    pub fn with_idle_policy(mut self, policy: IdlePolicy) -> Self {
+        self.idle = policy;
+        self
+    }
+
+    pub fn idle_policy(&self) -> &IdlePolicy {
+        &self.idle
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
@@ -192,9 +214,15 @@ impl Engines {
         who: Caller<'_>,
         request: CreateEngineRequest,
     ) -> Result<EngineId, EngineError> {
+        let (requested_idle, auto_resume) = (request.idle_timeout_secs, request.auto_resume);
         let (spec, groups) = request.validate_with_groups()?;
+        let idle_timeout_secs = self
+            .idle
+            .resolve(requested_idle, spec.served_by_gateway())?;
         let mut record = EngineRecord::new(spec, Timestamp::now());
         record.share_with_groups = groups;
+        record.idle_timeout_secs = idle_timeout_secs;
+        record.auto_resume = auto_resume;
         match who {
             Caller::System => self.store.insert(&record).await?,
             Caller::As(who) => {
@@ -389,6 +417,11 @@ impl Engines {
                 let now = Timestamp::now();
                 let mut next = record.clone();
                 next.enter(state, now);
+                if action == Event::Stop {
+                    next.stop_reason = Some(StopReason::User {
+                        name: who.name().map(str::to_owned),
+                    });
+                }
                 // The user's decision supersedes a monitor's claim: the
                 // claimant's release will fail its compare-and-swap.
                 next.lease = None;
@@ -543,6 +576,50 @@ mod tests {
             engines.stop(&id).await,
             Err(EngineError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn idle_timeouts_come_from_the_policy_and_stops_say_who() {
+        let policy = IdlePolicy {
+            default_timeout: Duration::from_secs(1800),
+            max_timeout: Some(Duration::from_secs(3600)),
+            activity_interval: Duration::from_secs(10),
+        };
+        let engines = engines().with_idle_policy(policy);
+        let id = engines.create(request("a")).await.unwrap();
+        assert_eq!(engines.get(&id).await.unwrap().idle_timeout_secs, 1800);
+        let mut asked = request("b").idle_after(600);
+        asked.auto_resume = true;
+        let id = engines.create(asked).await.unwrap();
+        let record = engines.get(&id).await.unwrap();
+        assert_eq!((record.idle_timeout_secs, record.auto_resume), (600, true));
+        let err = engines
+            .create(request("c").idle_after(7200))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, EngineError::Invalid(ref v) if v.field == "idle_timeout_secs"),
+            "{err:?}"
+        );
+        // Spark 3.5 is reached directly: never idle-tracked.
+        let old = engines
+            .create(CreateEngineRequest::spark("d", "3.5.3"))
+            .await
+            .unwrap();
+        assert_eq!(engines.get(&old).await.unwrap().idle_timeout_secs, 0);
+
+        let alice = Identity::user("alice", Vec::<String>::new());
+        let owned = engines.create_as(&alice, request("e")).await.unwrap();
+        engines.stop_as(&alice, &owned).await.unwrap();
+        let stopped = engines.get(&owned).await.unwrap();
+        assert_eq!(
+            stopped.stop_reason,
+            Some(StopReason::User {
+                name: Some("alice".into())
+            })
+        );
+        engines.restart(&owned).await.unwrap();
+        assert_eq!(engines.get(&owned).await.unwrap().stop_reason, None);
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod engine;
 pub mod engines;
 pub mod identity;
+pub mod idle;
 pub mod metrics;
 pub mod monitor;
 #[cfg(feature = "openapi")]
@@ -28,6 +29,7 @@ pub use change::{Change, ChangeSink, ChangeSinks};
 pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
 pub use engines::{EngineError, Engines, WaitError};
 pub use identity::{Identity, Role};
+pub use idle::{IdlePolicy, StopReason};
 pub use monitor::{Monitor, MonitorConfig};
 pub use quota::{Limits, QuotaExceeded, Quotas};
 pub use request::{CreateEngineRequest, ValidationError};

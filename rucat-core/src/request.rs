@@ -44,6 +44,18 @@ pub struct CreateEngineRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::groups_schema))]
     pub share_with_groups: Vec<String>,
+    /// Seconds without any client activity through rucat's gateway after
+    /// which the engine is stopped; 0 means never. Default and maximum are
+    /// the server's (`idle` in its config); Spark 3.5 engines, which clients
+    /// reach directly, are never stopped for idleness.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+    pub idle_timeout_secs: Option<u64>,
+    /// Whether a client's connection through the gateway restarts the
+    /// engine after a user stopped it too (one stopped for idleness always
+    /// resumes).
+    #[serde(default)]
+    pub auto_resume: bool,
 }
 
 /// A request field that is not acceptable, and why.
@@ -56,7 +68,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             reason: reason.into(),
@@ -115,7 +127,15 @@ impl CreateEngineRequest {
             version: version.into(),
             configs: Configs::new(),
             share_with_groups: Vec::new(),
+            idle_timeout_secs: None,
+            auto_resume: false,
         }
+    }
+
+    /// The engine stops after `secs` idle (0: never).
+    pub fn idle_after(mut self, secs: u64) -> Self {
+        self.idle_timeout_secs = Some(secs);
+        self
     }
 
     pub fn with_config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -287,6 +307,8 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             share_with_groups: Vec::new(),
+            idle_timeout_secs: None,
+            auto_resume: false,
         }
     }
 

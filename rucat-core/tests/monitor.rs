@@ -786,3 +786,56 @@ async fn a_local_engine_killed_while_no_monitor_ran_is_found_on_restart() {
     assert!(error.contains("Spark"), "{error}");
     monitor.shutdown().await;
 }
+
+/// An engine nobody uses is stopped by the monitor once its idle timeout
+/// passes, with the reason recorded; activity written in time keeps it.
+#[tokio::test]
+async fn an_idle_engine_is_stopped_and_activity_keeps_one_running() {
+    let store = Arc::new(MemoryStore::new());
+    let (engines, monitor) = start(
+        &store,
+        Arc::new(InstantResourceManager::new()),
+        config("m1"),
+    );
+    let policy = rucat_core::IdlePolicy {
+        default_timeout: Duration::from_secs(3),
+        max_timeout: None,
+        activity_interval: Duration::from_secs(1),
+    };
+    let engines = engines.with_idle_policy(policy);
+    let idle = engines.create(request("idle")).await.unwrap();
+    let busy = engines.create(request("busy")).await.unwrap();
+    let never = engines
+        .create(request("never").idle_after(0))
+        .await
+        .unwrap();
+    for id in [&idle, &busy, &never] {
+        wait_for(&engines, id, EngineState::Running).await;
+    }
+    // A gateway's sparse activity writes, every second, for `busy` only.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        let record = engines.get(&busy).await.unwrap();
+        if let Some(next) = rucat_core::idle::touched(&record, Timestamp::now()) {
+            let _ = store.compare_and_swap(record.revision, &next).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let stopped = wait_for(&engines, &idle, EngineState::Terminated).await;
+    let reason = rucat_core::EngineInfo::from(&stopped).stopped_reason;
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("idle for ")),
+        "{reason:?}"
+    );
+    assert_eq!(
+        engines.get(&busy).await.unwrap().state,
+        EngineState::Running
+    );
+    assert_eq!(
+        engines.get(&never).await.unwrap().state,
+        EngineState::Running
+    );
+    monitor.shutdown().await;
+}

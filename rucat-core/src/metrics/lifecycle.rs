@@ -42,6 +42,7 @@ pub struct MonitorMetrics {
     claim_conflicts: Counter,
     lease_takeovers: Counter,
     releases_refused: Counter,
+    idle_stops: Counter,
 }
 
 impl MonitorMetrics {
@@ -53,6 +54,7 @@ impl MonitorMetrics {
             claim_conflicts: Counter::default(),
             lease_takeovers: Counter::default(),
             releases_refused: Counter::default(),
+            idle_stops: Counter::default(),
         };
         registry.register(
             "rucat_engine_transitions",
@@ -78,6 +80,11 @@ impl MonitorMetrics {
             "rucat_monitor_releases_refused",
             "Releases refused because the engine changed after the claim (a stale owner's write)",
             metrics.releases_refused.clone(),
+        );
+        registry.register(
+            "rucat_engine_idle_stops",
+            "Engines this process's monitor stopped because they were idle past their timeout",
+            metrics.idle_stops.clone(),
         );
         metrics
     }
@@ -114,5 +121,9 @@ impl MonitorMetrics {
 
     pub(crate) fn release_refused(&self) {
         self.releases_refused.inc();
+    }
+
+    pub(crate) fn idle_stop(&self) {
+        self.idle_stops.inc();
     }
 }

@@ -17,6 +17,7 @@
 //! | `rucat_monitor_claim_conflicts_total` | counter | |
 //! | `rucat_monitor_lease_takeovers_total` | counter | |
 //! | `rucat_monitor_releases_refused_total` | counter | |
+//! | `rucat_engine_idle_stops_total` | counter | |
 //! | `rucat_resource_manager_call_duration_seconds` | histogram | `operation` |
 //! | `rucat_resource_manager_errors_total` | counter | `operation`, `kind` |
 

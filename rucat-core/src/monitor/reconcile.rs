@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use super::MonitorConfig;
 use crate::decide::{self, Call, Decision, Observed, Outcome, Verdict, decide};
 use crate::engine::EngineRecord;
+use crate::idle::StopReason;
 use crate::metrics::MonitorMetrics;
 use crate::resource::{ResourceError, ResourceManager};
 use crate::state::EngineState;
@@ -174,7 +175,15 @@ impl Reconciler {
         match self.store.compare_and_swap(claimed.revision, &next).await {
             Ok(_) => {
                 if next.state != claimed.state {
-                    info!(from = %claimed.state, to = %next.state, "engine state changed");
+                    let reason = next.stop_reason.as_ref().map(ToString::to_string);
+                    info!(from = %claimed.state, to = %next.state, reason, "engine state changed");
+                    if matches!(next.stop_reason, Some(StopReason::Idle { .. }))
+                        && claimed.state == EngineState::Running
+                    {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.idle_stop();
+                        }
+                    }
                     if let Some(metrics) = &self.metrics {
                         metrics.transition(
                             claimed.state,
