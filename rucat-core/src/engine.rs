@@ -210,7 +210,9 @@ pub struct EngineRecord {
     /// The latest use a gateway reported (sparsely: see [`crate::idle`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity: Option<Timestamp>,
-    /// Why a stopping or Terminated engine stopped; cleared when it starts.
+    /// Why the engine last stopped; kept while it stops, rests and starts
+    /// again (an engine resuming from an idle stop says so), cleared once
+    /// it runs or fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<StopReason>,
 }
@@ -263,7 +265,9 @@ impl EngineRecord {
         if !state.is_error() {
             self.error = None;
         }
-        if !(state.is_cleaning_up() || state == EngineState::Terminated) || state.is_error() {
+        // The reason a stop had lasts until the engine runs again, so that
+        // an engine coming back from an idle stop is known to be resuming.
+        if state == EngineState::Running || state.is_error() {
             self.stop_reason = None;
         }
         self.next_action_at = if state.is_at_rest() { None } else { Some(now) };
@@ -353,7 +357,11 @@ impl From<&EngineRecord> for EngineInfo {
             idle_timeout_secs: r.idle_timeout_secs,
             auto_resume: r.auto_resume,
             last_activity: r.last_activity,
-            stopped_reason: r.stop_reason.as_ref().map(ToString::to_string),
+            stopped_reason: r
+                .stop_reason
+                .as_ref()
+                .filter(|_| r.state == EngineState::Terminated || r.state.is_cleaning_up())
+                .map(ToString::to_string),
         }
     }
 }

@@ -618,8 +618,15 @@ mod tests {
                 name: Some("alice".into())
             })
         );
+        assert_eq!(
+            crate::EngineInfo::from(&stopped).stopped_reason.as_deref(),
+            Some("stopped by alice")
+        );
+        // Kept while it starts again, but no longer shown.
         engines.restart(&owned).await.unwrap();
-        assert_eq!(engines.get(&owned).await.unwrap().stop_reason, None);
+        let restarted = engines.get(&owned).await.unwrap();
+        assert!(restarted.stop_reason.is_some());
+        assert_eq!(crate::EngineInfo::from(&restarted).stopped_reason, None);
     }
 
     #[tokio::test]

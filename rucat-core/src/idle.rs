@@ -32,7 +32,7 @@ use crate::request::ValidationError;
 use crate::state::EngineState;
 use crate::time::Timestamp;
 
-/// Why a stopping or Terminated engine stopped.
+/// Why an engine stopped; kept until it runs again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum StopReason {
@@ -191,7 +191,10 @@ pub fn resume_step(record: &EngineRecord) -> ResumeStep {
     use EngineState::*;
     match record.state {
         Running => ResumeStep::Forward,
-        WaitToStart | TriggerStart | StartInProgress => ResumeStep::Wait,
+        // Coming back from a stop it may resume from (by this RPC's gateway
+        // or another): wait. Any other start is the user's to wait for.
+        WaitToStart | TriggerStart | StartInProgress if resumable(record) => ResumeStep::Wait,
+        WaitToStart | TriggerStart | StartInProgress => ResumeStep::Refuse,
         // A stop not yet begun is undone at once (WaitToTerminate --RESTART-->
         // Running); one under way must end before a restart.
         WaitToTerminate if resumable(record) => ResumeStep::Restart,
@@ -327,7 +330,7 @@ mod tests {
                 let may = auto || matches!(reason, Some(StopReason::Idle { .. }));
                 let expected = match state {
                     Running => ResumeStep::Forward,
-                    WaitToStart | TriggerStart | StartInProgress => ResumeStep::Wait,
+                    WaitToStart | TriggerStart | StartInProgress if may => ResumeStep::Wait,
                     WaitToTerminate | Terminated if may => ResumeStep::Restart,
                     TriggerTermination | TerminateInProgress if may => ResumeStep::Wait,
                     _ => ResumeStep::Refuse,
