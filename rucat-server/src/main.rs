@@ -50,7 +50,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let engines = Engines::new(store.clone())
         .with_metrics(Arc::clone(&lifecycle))
-        .with_quotas(settings.quotas.clone());
+        .with_quotas(settings.quotas.clone())
+        .with_idle_policy(settings.idle.policy());
 
     // Everything stops when this turns true: on a signal, or if the
     // embedded monitor dies (a server without it would accept engines that
@@ -117,8 +118,9 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move { auth.prefetch().await });
     }
     let activity = Activity::with_metrics(GatewayMetrics::register(telemetry.registry_mut()));
-    let gateway = Gateway::new(store, auth.clone(), activity)
-        .with_setup_timeout(settings.timeouts.header_read);
+    let gateway = Gateway::new(engines.clone(), auth.clone(), activity)
+        .with_setup_timeout(settings.timeouts.header_read)
+        .with_resume_wait(settings.idle.resume_wait());
     let router = api::with_audit(
         api::through_gateway(
             api::observed_router(engines, auth, Arc::new(telemetry), http_metrics),

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use rucat_core::{CreateEngineRequest, EngineRecord, EngineState, Store, Timestamp};
+use rucat_core::{CreateEngineRequest, EngineRecord, EngineState, Engines, Store, Timestamp};
 use rucat_server::auth::{AuthProviderConfig, StaticAuth};
 use rucat_server::gateway::{Activity, Gateway, GatewayMetrics};
 use rucat_store::DatabaseConfig;
@@ -33,7 +33,11 @@ async fn gateway() -> Fixture {
     .unwrap();
     let mut registry = prometheus_client::registry::Registry::default();
     let activity = Activity::with_metrics(GatewayMetrics::register(&mut registry));
-    let gateway = Gateway::new(Arc::clone(&store), Some(StaticAuth::from(auth)), activity);
+    let gateway = Gateway::new(
+        Engines::new(Arc::clone(&store)),
+        Some(StaticAuth::from(auth)),
+        activity,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("sc://127.0.0.1:{}", listener.local_addr().unwrap().port());
     tokio::spawn(gateway.serve(listener, None, std::future::pending()));
@@ -130,7 +134,7 @@ async fn every_refusal_is_a_grpc_status_that_says_what_to_do() {
         (
             json!([bearer("user-token"), engine_id(&stopped)]),
             "FAILED_PRECONDITION",
-            "is Terminated, not Running: start it with POST /engine/{id}/restart",
+            "is Terminated, not Running: it was stopped; start it with POST /engine/{id}/restart",
         ),
         (
             json!([bearer("user-token"), engine_id(&starting)]),

@@ -151,7 +151,7 @@ async fn spark_through_the_gateway_on_kubernetes() {
     assert_eq!(running.endpoint, Some(format!("sc://{service}")));
 
     // The gateway, as in the server's pod, reaching the service name.
-    let gateway = Gateway::new(store, None, Activity::default())
+    let gateway = Gateway::new(rucat_core::Engines::new(store), None, Activity::default())
         .with_routes(HashMap::from([(service, driver)]));
     let activity = gateway.activity().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,7 +1,7 @@
 //! The configuration file, in the original rucat shape (`auth_provider`,
 //! `database`) plus `resource_manager`, `listen`, `data_dir`,
 //! `embedded_monitor`, the embedded monitor's settings (the keys of
-//! `rucat-monitor`'s config), `gateway`, `tls`, `http`, `quotas` and `audit`.
+//! `rucat-monitor`'s config), `gateway`, `tls`, `http`, `quotas`, `audit` and `idle`.
 //!
 //! Read as `rucat-monitor` reads its own (see [`parse_json`]): errors name
 //! the key path at fault, for the checks made here too.
@@ -16,6 +16,7 @@ use rucat_monitor::config::{ConfigError, MonitorSettings, parse_json};
 use rucat_store::DatabaseConfig;
 use serde::Deserialize;
 
+use super::idle::IdleConfig;
 use crate::auth::AuthProviderConfig;
 use crate::gateway::GatewayConfig;
 use crate::serve::Timeouts;
@@ -51,6 +52,8 @@ pub struct FileConfig {
     pub quotas: Quotas,
     /// The audit trail's metrics.
     pub audit: AuditConfig,
+    /// When idle engines stop, and how they resume.
+    pub idle: IdleConfig,
 }
 
 /// `"audit": {...}`: how the audited actions are counted (see
@@ -84,6 +87,7 @@ impl Default for FileConfig {
             http: HttpConfig::default(),
             quotas: Quotas::default(),
             audit: AuditConfig::default(),
+            idle: IdleConfig::default(),
         }
     }
 }
@@ -167,6 +171,7 @@ pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
     let config: FileConfig = parse_json(text)?;
     config.monitor_settings().check()?;
     config.http.check()?;
+    config.idle.check()?;
     if config
         .data_dir
         .as_ref()

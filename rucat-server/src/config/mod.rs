@@ -6,10 +6,12 @@
 
 mod cli;
 mod file;
+mod idle;
 mod settings;
 
 pub use cli::Cli;
 pub use file::{AuditConfig, FileConfig, HttpConfig, parse};
+pub use idle::IdleConfig;
 pub use rucat_monitor::config::ConfigError;
 pub use settings::{DEFAULT_LISTEN, Settings, resolve};
 

@@ -11,6 +11,7 @@ use rucat_store::DatabaseConfig;
 
 use super::cli::Cli;
 use super::file::{AuditConfig, FileConfig};
+use super::idle::IdleConfig;
 use crate::auth::AuthProviderConfig;
 use crate::gateway::{self, Advertised};
 use crate::serve::Timeouts;
@@ -40,6 +41,8 @@ pub struct Settings {
     /// How many engines each user may have.
     pub quotas: Quotas,
     pub audit: AuditConfig,
+    /// When idle engines stop, and how they resume.
+    pub idle: IdleConfig,
 }
 
 impl Settings {
@@ -84,6 +87,7 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
         timeouts: file.http.timeouts(),
         quotas: file.quotas,
         audit: file.audit,
+        idle: file.idle,
         data_dir,
     }
 }

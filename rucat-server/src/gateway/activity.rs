@@ -15,6 +15,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rucat_core::{EngineId, Timestamp};
 
@@ -47,6 +48,9 @@ struct Counters {
     bytes_to_clients: AtomicU64,
     /// Milliseconds since the epoch; 0 before the first RPC.
     last_rpc_ms: AtomicU64,
+    /// The latest activity this gateway wrote to the store (or found
+    /// there already); 0 before any.
+    persisted_ms: AtomicU64,
 }
 
 impl Activity {
@@ -94,14 +98,69 @@ impl Activity {
         })
     }
 
+    /// The engines whose use the store does not know yet, and the time to
+    /// record for each: `now` while a stream is open (so that an engine in
+    /// use keeps being written about, however long one query runs), else
+    /// the last RPC; only where that is later than what was written.
+    pub(super) fn unpersisted(&self, now: Timestamp) -> Vec<(EngineId, Timestamp)> {
+        let now_ms = millis(now);
+        self.engines()
+            .iter()
+            .filter_map(|(id, counters)| {
+                let at = if counters.open_streams.load(Ordering::Relaxed) > 0 {
+                    now_ms
+                } else {
+                    counters.last_rpc_ms.load(Ordering::Relaxed)
+                };
+                (at > counters.persisted_ms.load(Ordering::Relaxed))
+                    .then(|| (id.clone(), timestamp(at)))
+            })
+            .collect()
+    }
+
+    /// The store knows of `id`'s use up to `at`.
+    pub(super) fn persisted(&self, id: &EngineId, at: Timestamp) {
+        let counters = Arc::clone(self.engines().entry(id.clone()).or_default());
+        counters
+            .persisted_ms
+            .fetch_max(millis(at), Ordering::Relaxed);
+    }
+
+    pub(super) fn activity_written(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.activity_writes.inc();
+        }
+    }
+
+    pub(super) fn resumed(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.resumes.inc();
+        }
+    }
+
+    pub(super) fn resume_waited(&self, waited: std::time::Duration) {
+        if let Some(metrics) = &self.metrics {
+            metrics.resume_wait.observe(waited.as_secs_f64());
+        }
+    }
+
     fn engines(&self) -> std::sync::MutexGuard<'_, HashMap<EngineId, Arc<Counters>>> {
         self.engines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 fn touch(counters: &Counters) {
-    let now = u64::try_from(Timestamp::now().as_millis()).unwrap_or(0);
-    counters.last_rpc_ms.fetch_max(now, Ordering::Relaxed);
+    counters
+        .last_rpc_ms
+        .fetch_max(millis(Timestamp::now()), Ordering::Relaxed);
+}
+
+fn millis(at: Timestamp) -> u64 {
+    u64::try_from(at.as_millis()).unwrap_or(0)
+}
+
+fn timestamp(ms: u64) -> Timestamp {
+    Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 /// One RPC in flight: counts its bytes, and closes its stream when dropped.
@@ -165,7 +224,16 @@ pub struct GatewayMetrics {
     bytes_to_engine: Family<EngineLabels, Counter>,
     bytes_to_clients: Family<EngineLabels, Counter>,
     refusals: Family<RefusalLabels, Counter>,
+    activity_writes: Counter,
+    resumes: Counter,
+    resume_wait: Histogram,
 }
+
+/// A resume takes from a few seconds (a local Spark) to minutes (a pod
+/// on a node that must pull its image first).
+const RESUME_SECONDS: [f64; 12] = [
+    0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
 
 impl GatewayMetrics {
     /// Creates the metrics and registers them into `registry`.
@@ -176,6 +244,9 @@ impl GatewayMetrics {
             bytes_to_engine: Family::default(),
             bytes_to_clients: Family::default(),
             refusals: Family::default(),
+            activity_writes: Counter::default(),
+            resumes: Counter::default(),
+            resume_wait: Histogram::new(RESUME_SECONDS),
         };
         registry.register(
             "rucat_gateway_rpcs",
@@ -201,6 +272,21 @@ impl GatewayMetrics {
             "rucat_gateway_refusals",
             "RPCs the gateway answered itself with an error, by reason",
             metrics.refusals.clone(),
+        );
+        registry.register(
+            "rucat_gateway_activity_writes",
+            "Engine activity written to the store (sparsely: at most one per engine per activity interval)",
+            metrics.activity_writes.clone(),
+        );
+        registry.register(
+            "rucat_gateway_resumes",
+            "Stopped engines this gateway restarted because a client sent an RPC",
+            metrics.resumes.clone(),
+        );
+        registry.register(
+            "rucat_gateway_resume_wait_seconds",
+            "How long RPCs for a resuming engine were held until it was Running",
+            metrics.resume_wait.clone(),
         );
         metrics
     }
@@ -242,5 +328,32 @@ mod tests {
         assert_eq!(activity.snapshot(&id).unwrap().open_streams, 0);
         let _second = activity.rpc_started(&id);
         assert_eq!(activity.snapshot(&id).unwrap().rpcs, 2);
+    }
+
+    #[test]
+    fn only_news_is_due_for_the_store() {
+        let activity = Activity::default();
+        let id = EngineId::generate();
+        let later = Timestamp::now().plus(std::time::Duration::from_secs(60));
+        assert!(activity.unpersisted(later).is_empty(), "nothing seen");
+        // An open stream is use now, every time it is asked.
+        let stream = activity.rpc_started(&id);
+        assert_eq!(activity.unpersisted(later), vec![(id.clone(), later)]);
+        activity.persisted(&id, later);
+        assert!(activity.unpersisted(later).is_empty());
+        let even_later = later.plus(std::time::Duration::from_secs(10));
+        assert_eq!(
+            activity.unpersisted(even_later),
+            vec![(id.clone(), even_later)]
+        );
+        // Once closed, the last RPC is all there is, and it is old news.
+        drop(stream);
+        assert!(activity.unpersisted(even_later).is_empty());
+        let other = EngineId::generate();
+        drop(activity.rpc_started(&other));
+        let due = activity.unpersisted(even_later);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].0, other);
+        assert!(due[0].1 <= Timestamp::now(), "the RPC's own time");
     }
 }

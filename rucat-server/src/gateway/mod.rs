@@ -13,11 +13,15 @@
 //! 2. reads the engine's record from the store ([`route`]): it must exist
 //!    and be one the caller may see ([`Identity::may_see`]; any other is
 //!    answered exactly as an unknown engine, so ids do not leak), be
-//!    Running, on an engine kind that can check a token;
+//!    Running, on an engine kind that can check a token. An engine stopped
+//!    for idleness (or with `auto_resume`) is restarted and the RPC held
+//!    until it runs ([`resume`]);
 //! 3. swaps the user's credential for the engine's token and forwards the
 //!    RPC over one shared HTTP/2 connection per engine ([`proxy`]),
 //!    streaming both ways with end-to-end flow control;
-//! 4. counts it ([`Activity`]): open streams, RPCs, bytes, last RPC.
+//! 4. counts it ([`Activity`]): open streams, RPCs, bytes, last RPC, kept
+//!    in memory and written to the engine's record sparsely ([`persist`]),
+//!    so that monitors stop only engines no server sees in use.
 //!
 //! Everything it refuses is a gRPC status with a message that says what to
 //! do ([`route::Refusal`]). The gateway has its own port, so that gRPC load
@@ -27,7 +31,9 @@
 
 mod activity;
 mod advertised;
+mod persist;
 mod proxy;
+mod resume;
 pub mod route;
 mod status;
 
@@ -40,7 +46,7 @@ use std::time::Duration;
 
 use axum::http::Request;
 use http_body::Body;
-use rucat_core::{EngineId, Identity, Store};
+use rucat_core::{EngineId, Engines, Identity, Store};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tracing::{Instrument, debug, info_span, warn};
@@ -81,32 +87,56 @@ pub struct Gateway {
     /// How long [`Gateway::serve`] gives a connection to finish its TLS
     /// handshake and send the HTTP/2 preface.
     setup_timeout: Duration,
+    /// How often, at most, an engine's use is written to the store.
+    activity_interval: Duration,
+    /// How long an RPC for a resuming engine is held.
+    resume_wait: Duration,
 }
+
+/// How long an RPC for a resuming engine is held unless told otherwise.
+pub const DEFAULT_RESUME_WAIT: Duration = Duration::from_secs(300);
 
 struct Inner {
     store: Arc<dyn Store>,
+    /// Restarts engines for the RPCs that resume them, as their users.
+    engines: Engines,
     auth: Option<Authenticator>,
     activity: Activity,
-    engines: proxy::EngineClient,
+    client: proxy::EngineClient,
     routes: HashMap<String, SocketAddr>,
 }
 
 impl Gateway {
-    /// A gateway to the engines of `store`, admitting clients by `auth`
-    /// (without, everyone is [`Identity::anonymous`], an admin), and
-    /// recording into `activity`. Requests should carry their connection's
-    /// peer as `ConnectInfo<SocketAddr>` ([`Gateway::serve`] adds it): a
-    /// trusted proxy's header is believed only with it.
-    pub fn new(store: Arc<dyn Store>, auth: Option<Authenticator>, activity: Activity) -> Self {
+    /// A gateway to the engines of `engines` (whose quotas hold for the
+    /// restarts of resumes, and whose idle policy's activity interval is
+    /// how often use is written), admitting clients by `auth` (without,
+    /// everyone is [`Identity::anonymous`], an admin), and recording into
+    /// `activity`. Requests should carry their connection's peer as
+    /// `ConnectInfo<SocketAddr>` ([`Gateway::serve`] adds it): a trusted
+    /// proxy's header is believed only with it.
+    pub fn new(engines: Engines, auth: Option<Authenticator>, activity: Activity) -> Self {
+        let activity_interval = engines.idle_policy().activity_interval;
         Self {
             inner: Arc::new(Inner {
-                store,
+                store: Arc::clone(engines.store()),
+                engines,
                 auth,
                 activity,
-                engines: proxy::engine_client(),
+                client: proxy::engine_client(),
                 routes: HashMap::new(),
             }),
             setup_timeout: Timeouts::default().header_read,
+            activity_interval,
+            resume_wait: DEFAULT_RESUME_WAIT,
+        }
+    }
+
+    /// Holds an RPC for a resuming engine at most `wait` (default
+    /// [`DEFAULT_RESUME_WAIT`]) before answering UNAVAILABLE.
+    pub fn with_resume_wait(self, wait: Duration) -> Self {
+        Self {
+            resume_wait: wait,
+            ..self
         }
     }
 
@@ -120,12 +150,13 @@ impl Gateway {
         Self {
             inner: Arc::new(Inner {
                 store: Arc::clone(&inner.store),
+                engines: inner.engines.clone(),
                 auth: inner.auth.clone(),
                 activity: inner.activity.clone(),
-                engines: inner.engines.clone(),
+                client: inner.client.clone(),
                 routes,
             }),
-            setup_timeout: self.setup_timeout,
+            ..self
         }
     }
 
@@ -144,10 +175,47 @@ impl Gateway {
         &self.inner.activity
     }
 
+    /// Writes the use this gateway sees of engines to the store, sparsely
+    /// (see [`persist`]), until `shutdown` resolves. [`Gateway::serve`]
+    /// runs it; a program that mounts [`Gateway::handle`] itself runs it
+    /// beside, or no engine it serves is known to be in use.
+    pub async fn write_activity(&self, shutdown: impl Future<Output = ()>) {
+        persist::write_activity(
+            Arc::clone(&self.inner.store),
+            self.inner.activity.clone(),
+            self.activity_interval,
+            shutdown,
+        )
+        .await;
+    }
+
     /// Serves the gateway on `listener` (over TLS with `tls`, which should
-    /// offer ALPN `h2`) until `shutdown` resolves; RPCs under way then have
-    /// a while to finish.
+    /// offer ALPN `h2`) until `shutdown` resolves, writing engines' use as
+    /// [`Gateway::write_activity`]; RPCs under way then have a while to
+    /// finish.
     pub async fn serve(
+        self,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
+        let writer = {
+            let gateway = self.clone();
+            tokio::spawn(async move {
+                gateway
+                    .write_activity(async {
+                        let _ = writer_stopped.await;
+                    })
+                    .await;
+            })
+        };
+        self.serve_rpcs(listener, tls, shutdown).await;
+        let _ = stop_writer.send(());
+        let _ = writer.await;
+    }
+
+    async fn serve_rpcs(
         self,
         listener: TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
@@ -196,13 +264,7 @@ impl Gateway {
             Some(auth) => auth.authenticate(headers, auth::peer_of(&request)).await?,
         };
         let id = route::engine_id(headers)?;
-        let record = self
-            .inner
-            .store
-            .get(&id)
-            .await?
-            .filter(|record| identity.may_see(record))
-            .ok_or_else(|| Refusal::UnknownEngine(id.clone()))?;
+        let record = self.running(&identity, &id).await?;
         let mut upstream = route::upstream(&record)?;
         if let Some(address) = self.inner.routes.get(&upstream.authority) {
             upstream.authority = address.to_string();
@@ -212,7 +274,7 @@ impl Gateway {
         let request = request.map(|body| proxy::counted(body, &stream, Direction::ToEngine));
         let response = self
             .inner
-            .engines
+            .client
             .request(request)
             .instrument(info_span!("engine", id = %id))
             .await

@@ -40,6 +40,18 @@ pub enum Refusal {
         state: EngineState,
         advice: &'static str,
     },
+    /// A resuming engine was not Running within the gateway's wait.
+    #[error(
+        "engine {id} is starting again (it was stopped) and is {state} after {waited_secs} s; retry in a moment"
+    )]
+    Resuming {
+        id: EngineId,
+        state: EngineState,
+        waited_secs: u64,
+    },
+    /// Restarting the engine for this RPC was refused (a quota).
+    #[error("engine {id} was stopped and cannot be resumed now: {why}")]
+    CannotResume { id: EngineId, why: String },
     #[error(
         "engine {id} runs Spark {version}, whose Spark Connect server cannot check a token; rucat's gateway serves Spark 4 engines only"
     )]
@@ -56,7 +68,8 @@ impl Refusal {
     pub fn code(&self) -> Code {
         match self {
             Self::Unauthenticated => Code::Unauthenticated,
-            Self::TooManyFailedLogins { .. } => Code::ResourceExhausted,
+            Self::TooManyFailedLogins { .. } | Self::CannotResume { .. } => Code::ResourceExhausted,
+            Self::Resuming { .. } => Code::Unavailable,
             Self::IdentityUnavailable => Code::Unavailable,
             Self::NoEngineId | Self::MalformedEngineId => Code::InvalidArgument,
             Self::UnknownEngine(_) => Code::NotFound,
@@ -75,6 +88,8 @@ impl Refusal {
             Self::NoEngineId | Self::MalformedEngineId => "no_engine_id",
             Self::UnknownEngine(_) => "unknown_engine",
             Self::NotRunning { .. } => "not_running",
+            Self::Resuming { .. } => "resuming",
+            Self::CannotResume { .. } => "cannot_resume",
             Self::CannotAuthenticate { .. } => "unsupported_engine",
             Self::Unreachable { .. } => "unreachable",
             Self::Store(_) => "store_unavailable",
@@ -128,17 +143,23 @@ pub struct Upstream {
     pub token: Option<EngineToken>,
 }
 
+/// Why an RPC for `record`, which is not Running and will not be for
+/// this RPC, is refused.
+pub fn not_running(record: &EngineRecord) -> Refusal {
+    Refusal::NotRunning {
+        id: record.id().clone(),
+        state: record.state,
+        advice: advice(record.state),
+    }
+}
+
 /// The upstream of `record`, if the engine can take RPCs now.
 pub fn upstream(record: &EngineRecord) -> Result<Upstream, Refusal> {
     let id = record.id();
     if record.state != EngineState::Running {
-        return Err(Refusal::NotRunning {
-            id: id.clone(),
-            state: record.state,
-            advice: advice(record.state),
-        });
+        return Err(not_running(record));
     }
-    if record.spec.version.starts_with("3.") {
+    if !record.spec.served_by_gateway() {
         return Err(Refusal::CannotAuthenticate {
             id: id.clone(),
             version: record.spec.version.clone(),
@@ -171,7 +192,9 @@ fn advice(state: EngineState) -> &'static str {
         EngineState::WaitToStart | EngineState::TriggerStart | EngineState::StartInProgress => {
             "it is starting; connect again once GET /engine/{id} shows Running"
         }
-        EngineState::Terminated => "start it with POST /engine/{id}/restart",
+        EngineState::Terminated => {
+            "it was stopped; start it with POST /engine/{id}/restart (an engine stopped for idleness, or created with auto_resume, restarts on its own when a client connects)"
+        }
         EngineState::WaitToTerminate
         | EngineState::TriggerTermination
         | EngineState::TerminateInProgress => {
