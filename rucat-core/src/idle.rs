@@ -84,6 +84,10 @@ impl Default for IdlePolicy {
     }
 }
 
+/// The longest idle timeout anyone may ask for, a year: past it "never"
+/// (0) says what is meant, and deadlines stay far from overflowing.
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+
 /// How often, at most, a gateway writes an engine's activity.
 pub const DEFAULT_ACTIVITY_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -114,6 +118,11 @@ impl IdlePolicy {
         }
         let secs = requested.unwrap_or(self.default_timeout.as_secs());
         let min = self.min_timeout().as_secs();
+        if secs > MAX_TIMEOUT_SECS {
+            return Err(invalid(format!(
+                "at most {MAX_TIMEOUT_SECS} seconds (a year; 0 is never), got {secs}"
+            )));
+        }
         match self.max_timeout.map(|m| m.as_secs()) {
             Some(max) if secs == 0 => Err(invalid(format!(
                 "0 (never) is not allowed here; at most {max} seconds"
@@ -243,6 +252,8 @@ mod tests {
         assert_eq!(p.resolve(None, true), Ok(1800));
         assert_eq!(p.resolve(Some(0), true), Ok(0), "never");
         assert_eq!(p.resolve(Some(30), true), Ok(30));
+        assert_eq!(p.resolve(Some(MAX_TIMEOUT_SECS), true), Ok(MAX_TIMEOUT_SECS));
+        assert!(p.resolve(Some(u64::MAX), true).is_err());
         let short = p.resolve(Some(29), true).unwrap_err();
         assert_eq!(short.field, "idle_timeout_secs");
         assert!(short.reason.contains("at least 30"), "{short}");

@@ -49,7 +49,7 @@ pub struct CreateEngineRequest {
     /// the server's (`idle` in its config); Spark 3.5 engines, which clients
     /// reach directly, are never stopped for idleness.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 31_536_000))]
     pub idle_timeout_secs: Option<u64>,
     /// Whether a client's connection through the gateway restarts the
     /// engine after a user stopped it too (one stopped for idleness always
