@@ -131,6 +131,14 @@ enum Write {
     Replace(Box<EngineRecord>, Option<Limits>),
 }
 
+/// What [`Engines::update_as`] changes; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineChanges {
+    pub share_with_groups: Option<Vec<String>>,
+    pub idle_timeout_secs: Option<u64>,
+    pub auto_resume: Option<bool>,
+}
+
 /// User-facing engine operations over a [`Store`].
 #[derive(Clone)]
 pub struct Engines {
@@ -342,30 +350,64 @@ impl Engines {
     }
 
     /// Replaces the groups the engine is shared with (validated as a create
-    /// request's `share_with_groups`). Only its owner or an admin may: a
-    /// member of a group it is shared with gets [`EngineError::Forbidden`],
-    /// anyone else [`EngineError::NotFound`]. Changes nothing else, in any
-    /// state; giving the groups it already has writes nothing.
+    /// request's `share_with_groups`): [`Self::update_as`] with only that.
     pub async fn share_as(
         &self,
         who: &Identity,
         id: &EngineId,
         groups: BTreeSet<String>,
     ) -> Result<(), EngineError> {
-        let groups = validate_groups(&groups.into_iter().collect::<Vec<_>>())?;
+        let changes = EngineChanges {
+            share_with_groups: Some(groups.into_iter().collect()),
+            ..EngineChanges::default()
+        };
+        self.update_as(who, id, changes).await
+    }
+
+    /// Changes what may change after creation: whom the engine is shared
+    /// with, its idle timeout (under this server's idle policy, as at
+    /// creation; a Running engine is rescheduled for its new deadline) and
+    /// whether it resumes whatever stopped it. Only its owner or an admin
+    /// may: a member of a group it is shared with gets
+    /// [`EngineError::Forbidden`], anyone else [`EngineError::NotFound`].
+    /// Any state; asking for what it already has writes nothing.
+    pub async fn update_as(
+        &self,
+        who: &Identity,
+        id: &EngineId,
+        changes: EngineChanges,
+    ) -> Result<(), EngineError> {
+        let groups = changes
+            .share_with_groups
+            .as_deref()
+            .map(validate_groups)
+            .transpose()?;
         let who = Caller::As(who);
         self.retrying(who, id, |record| {
             if !who.may_share(record) {
                 return Err(EngineError::Forbidden {
                     id: id.clone(),
-                    action: "share",
+                    action: "change",
                 });
             }
-            if record.share_with_groups == groups {
+            let mut next = record.clone();
+            if let Some(groups) = &groups {
+                next.share_with_groups = groups.clone();
+            }
+            if let Some(secs) = changes.idle_timeout_secs {
+                next.idle_timeout_secs = self
+                    .idle
+                    .resolve(Some(secs), record.spec.served_by_gateway())?;
+                if next.state == EngineState::Running && next.lease.is_none() {
+                    next.next_action_at = crate::idle::idle_deadline(&next);
+                }
+            }
+            if let Some(auto_resume) = changes.auto_resume {
+                next.auto_resume = auto_resume;
+            }
+            if next == *record {
                 return Ok((None, ()));
             }
-            let mut next = record.clone();
-            next.share_with_groups = groups.clone();
             next.update_time = Timestamp::now();
             Ok((Some(Write::Replace(Box::new(next), None)), ()))
         })
@@ -627,6 +669,65 @@ mod tests {
         let restarted = engines.get(&owned).await.unwrap();
         assert!(restarted.stop_reason.is_some());
         assert_eq!(crate::EngineInfo::from(&restarted).stopped_reason, None);
+    }
+
+    #[tokio::test]
+    async fn owners_change_idle_settings_and_running_engines_are_rescheduled() {
+        let policy = IdlePolicy {
+            default_timeout: Duration::from_secs(1800),
+            max_timeout: Some(Duration::from_secs(3600)),
+            activity_interval: Duration::from_secs(10),
+        };
+        let engines = engines().with_idle_policy(policy);
+        let alice = Identity::user("alice", ["data"]);
+        let bob = Identity::user("bob", ["data"]);
+        let id = engines
+            .create_as(&alice, request("a").shared_with("data"))
+            .await
+            .unwrap();
+        let mut running = engines.get(&id).await.unwrap();
+        running.enter(EngineState::Running, Timestamp::now());
+        running.next_action_at = crate::idle::idle_deadline(&running);
+        engines
+            .store()
+            .compare_and_swap(running.revision, &running)
+            .await
+            .unwrap();
+        let change = EngineChanges {
+            idle_timeout_secs: Some(600),
+            auto_resume: Some(true),
+            ..EngineChanges::default()
+        };
+        engines
+            .update_as(&alice, &id, change.clone())
+            .await
+            .unwrap();
+        let changed = engines.get(&id).await.unwrap();
+        assert_eq!(
+            (changed.idle_timeout_secs, changed.auto_resume),
+            (600, true)
+        );
+        assert_eq!(changed.next_action_at, crate::idle::idle_deadline(&changed));
+        assert!(changed.next_action_at < running.next_action_at, "sooner");
+        // The same again writes nothing; a member may not; the policy holds.
+        engines
+            .update_as(&alice, &id, change.clone())
+            .await
+            .unwrap();
+        assert_eq!(engines.get(&id).await.unwrap().revision, changed.revision);
+        assert!(matches!(
+            engines.update_as(&bob, &id, change).await,
+            Err(EngineError::Forbidden { .. })
+        ));
+        let too_long = EngineChanges {
+            idle_timeout_secs: Some(7200),
+            ..EngineChanges::default()
+        };
+        let err = engines.update_as(&alice, &id, too_long).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Invalid(ref v) if v.field == "idle_timeout_secs"),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -944,7 +1045,7 @@ mod tests {
             matches!(
                 err,
                 EngineError::Forbidden {
-                    action: "share",
+                    action: "change",
                     ..
                 }
             ),

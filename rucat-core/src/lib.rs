@@ -27,7 +27,7 @@ pub mod token;
 
 pub use change::{Change, ChangeSink, ChangeSinks};
 pub use engine::{EngineId, EngineInfo, EngineRecord, EngineSpec, EngineType};
-pub use engines::{EngineError, Engines, WaitError};
+pub use engines::{EngineChanges, EngineError, Engines, WaitError};
 pub use identity::{Identity, Role};
 pub use idle::{IdlePolicy, StopReason};
 pub use monitor::{Monitor, MonitorConfig};

@@ -969,3 +969,107 @@ async fn endless_contention_is_409() {
     let body = expect_error(response, StatusCode::CONFLICT, "conflict").await;
     assert!(body.get("state").is_none(), "{body}");
 }
+
+/// Idle timeouts over the API: chosen at creation within the server's
+/// policy, shown by GET, changed by PATCH, and a stop says who stopped it.
+#[tokio::test]
+async fn idle_settings_are_requested_shown_and_changed() {
+    let policy = rucat_core::IdlePolicy {
+        default_timeout: std::time::Duration::from_secs(1800),
+        max_timeout: Some(std::time::Duration::from_secs(7200)),
+        activity_interval: std::time::Duration::from_secs(10),
+    };
+    let engines = rucat_core::Engines::new(Arc::new(rucat_core::store::MemoryStore::new()))
+        .with_idle_policy(policy);
+    let server = TestServer::with_engines(engines, None).await;
+    let spark4 = json!({"name": "a", "engine_type": "Spark", "version": "4.0.1"});
+    let with = |extra: Value| {
+        let mut body = spark4.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (body, reason) in [
+        (with(json!({"idle_timeout_secs": 5})), "at least 30"),
+        (with(json!({"idle_timeout_secs": 9000})), "at most 7200"),
+        (with(json!({"idle_timeout_secs": 0})), "never"),
+        (
+            json!({"name": "b", "engine_type": "Spark", "version": "3.5.3", "idle_timeout_secs": 600}),
+            "directly",
+        ),
+    ] {
+        let (status, _, error) = parts(post_create(&server, body.clone()).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {error}");
+        assert_eq!(error["field"], "idle_timeout_secs", "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(reason),
+            "{body}: {error}"
+        );
+    }
+    for body in [
+        with(json!({"idle_timeout_secs": -1})),
+        with(json!({"idle_timeout_secs": "600"})),
+        with(json!({"auto_resume": "yes"})),
+    ] {
+        let (status, _, _) = parts(post_create(&server, body.clone()).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+
+    let (status, _, created) = parts(post_create(&server, spark4.clone()).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let id: EngineId = created["id"].as_str().unwrap().parse().unwrap();
+    let shown = engine_of(&server, &id).await;
+    assert_eq!(shown["idle_timeout_secs"], 1800, "{shown}");
+    assert_eq!(shown["auto_resume"], false, "{shown}");
+    assert!(shown.get("last_activity").is_none(), "{shown}");
+    assert!(shown.get("stopped_reason").is_none(), "{shown}");
+
+    let patch = |body: Value| {
+        server
+            .request(Method::PATCH, &format!("/engine/{id}"))
+            .json(&body)
+            .send()
+    };
+    let (status, _, changed) = parts(
+        patch(json!({"idle_timeout_secs": 600, "auto_resume": true}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        (&changed["idle_timeout_secs"], &changed["auto_resume"]),
+        (&json!(600), &json!(true))
+    );
+    let (status, _, same) = parts(patch(json!({})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(same, changed, "an empty change changes nothing");
+    let (status, _, error) = parts(patch(json!({"idle_timeout_secs": 1})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["field"], "idle_timeout_secs");
+
+    let stop = server
+        .request(Method::POST, &format!("/engine/{id}/stop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), StatusCode::OK);
+    let stopped = engine_of(&server, &id).await;
+    assert_eq!(stopped["state"], "Terminated");
+    assert!(
+        stopped["stopped_reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("stopped by ")),
+        "{stopped}"
+    );
+}
+
+async fn engine_of(server: &TestServer, id: &EngineId) -> Value {
+    let response = server
+        .request(Method::GET, &format!("/engine/{id}"))
+        .send()
+        .await
+        .unwrap();
+    parts(response).await.2
+}

@@ -38,7 +38,7 @@ fn action(method: &Method, route: &str, query: Option<&str>) -> Option<&'static 
         ("POST", "/engine/{id}/restart") => "restart",
         ("DELETE", "/engine/{id}") if forced => "force_delete",
         ("DELETE", "/engine/{id}") => "delete",
-        ("PATCH", "/engine/{id}") => "share",
+        ("PATCH", "/engine/{id}") => "update",
         _ => return None,
     })
 }
@@ -188,7 +188,7 @@ mod tests {
                 Some("force=false"),
                 Some("delete"),
             ),
-            (Method::PATCH, "/engine/{id}", None, Some("share")),
+            (Method::PATCH, "/engine/{id}", None, Some("update")),
             (Method::GET, "/engine/{id}", None, None),
             (Method::GET, "/engines", None, None),
             (Method::POST, "/engines", None, None),

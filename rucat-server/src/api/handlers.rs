@@ -12,9 +12,10 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use rucat_core::request::validate_groups;
 use rucat_core::store::PageQuery;
-use rucat_core::{CreateEngineRequest, EngineId, EngineInfo, EngineState, Engines, Identity};
+use rucat_core::{
+    CreateEngineRequest, EngineChanges, EngineId, EngineInfo, EngineState, Engines, Identity,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, Span, info, info_span, warn};
 use utoipa::ToSchema;
@@ -112,15 +113,26 @@ fn info_of(
     info
 }
 
-/// The body of `PATCH /engine/{id}`: what may change after creation.
+/// The body of `PATCH /engine/{id}`: what may change after creation. A
+/// field left out stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineUpdate {
     /// Replaces the groups whose members may see and act on the engine
     /// (at most 32 names of 1 to 64 characters, without whitespace or
     /// control characters); `[]` shares with nobody.
+    #[serde(default)]
     #[schema(schema_with = rucat_core::openapi::groups_schema)]
-    pub share_with_groups: Vec<String>,
+    pub share_with_groups: Option<Vec<String>>,
+    /// The engine's new idle timeout in seconds, 0 for never, within the
+    /// server's `idle` limits; a Running engine's idleness is judged
+    /// against it from now on.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 31_536_000)]
+    pub idle_timeout_secs: Option<u64>,
+    /// Whether a client's connection restarts the engine whatever stopped it.
+    #[serde(default)]
+    pub auto_resume: Option<bool>,
 }
 
 #[utoipa::path(
@@ -128,8 +140,8 @@ pub struct EngineUpdate {
     path = "/engine/{id}",
     operation_id = "updateEngine",
     tag = "engines",
-    summary = "Change whom an engine is shared with",
-    description = "Only the engine's owner and admins may; a group member who sees the engine gets 403. Answers the engine as `GET /engine/{id}` would.",
+    summary = "Change whom an engine is shared with, its idle timeout or auto_resume",
+    description = "Only the engine's owner and admins may; a group member who sees the engine gets 403. Fields left out stay as they are. Answers the engine as `GET /engine/{id}` would.",
     params(("id" = EngineId, Path, description = "The engine's id")),
     request_body = EngineUpdate,
     responses(
@@ -141,7 +153,7 @@ pub struct EngineUpdate {
         (status = 409, description = "The engine kept changing (`conflict`)", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = ErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`unsupported_media_type`)", body = ErrorBody),
-        (status = 422, description = "A field is not acceptable (`invalid_request`, naming `field`, e.g. `share_with_groups[1]`)", body = ErrorBody),
+        (status = 422, description = "A field is not acceptable (`invalid_request`, naming `field`, e.g. `share_with_groups[1]` or `idle_timeout_secs`)", body = ErrorBody),
         (status = 500, description = "A bug or corrupt data (`internal`)", body = ErrorBody),
         (status = 503, description = "The store cannot be reached, or the answer took longer than `http.request_timeout_secs`; retry (`unavailable`)", body = ErrorBody),
     )
@@ -155,9 +167,13 @@ pub async fn update(
 ) -> JsonResult<EngineInfo> {
     let span = engine_span(&id);
     async move {
-        let groups = validate_groups(&update.share_with_groups)?;
-        engines.share_as(&who, &id, groups).await?;
-        info!(by = %who, "engine sharing changed");
+        let changes = EngineChanges {
+            share_with_groups: update.share_with_groups,
+            idle_timeout_secs: update.idle_timeout_secs,
+            auto_resume: update.auto_resume,
+        };
+        engines.update_as(&who, &id, changes).await?;
+        info!(by = %who, "engine changed");
         let record = engines.get_as(&who, &id).await?;
         Ok(axum::Json(info_of(&record, gateway)))
     }

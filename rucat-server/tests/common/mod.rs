@@ -23,9 +23,14 @@ impl TestServer {
     }
 
     pub async fn with_store(store: Arc<dyn Store>, auth: Option<StaticAuth>) -> Self {
+        Self::with_engines(Engines::new(store), auth).await
+    }
+
+    pub async fn with_engines(engines: Engines, auth: Option<StaticAuth>) -> Self {
+        let store = Arc::clone(engines.store());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = api::router(Engines::new(store.clone()), auth);
+        let router = api::router(engines, auth);
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         Self {
             base: format!("http://{addr}"),
