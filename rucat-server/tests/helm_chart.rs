@@ -158,11 +158,11 @@ fn the_rendered_configs_are_accepted_by_rucat() {
     }
 }
 
-/// Other identity providers, quotas and the audit's metrics pass from the
+/// Other identity providers, quotas, the audit's metrics and idle stops pass from the
 /// values to the server's config (and so to its checks) unchanged, beside
 /// the static admin.
 #[test]
-fn providers_quotas_and_audit_reach_the_server_config() {
+fn providers_quotas_audit_and_idle_reach_the_server_config() {
     let chart = chart();
     let providers = r#"{"StaticUsers": {"users": [{"name": "etl-bot", "token_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "groups": ["data"]}]},
         "Jwt": {"issuer": "https://idp.example.com", "audience": "rucat", "jwks_url": "https://idp.example.com/certs"},
@@ -181,6 +181,12 @@ fn providers_quotas_and_audit_reach_the_server_config() {
         r#"quotas={"default": {"max_engines": 10, "max_running": 2}, "groups": {"data": {"max_running": 4}}}"#,
         "--set",
         "audit.userMetricsLimit=25",
+        "--set",
+        "idle.timeoutSecs=600",
+        "--set",
+        "idle.maxTimeoutSecs=7200",
+        "--set",
+        "idle.resumeWaitSecs=120",
     ]);
     let objects: Vec<Value> = serde_norway::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).expect("valid YAML"))
@@ -195,12 +201,17 @@ fn providers_quotas_and_audit_reach_the_server_config() {
     assert_eq!(server.quotas.default.max_engines, Some(10));
     assert_eq!(server.quotas.groups["data"].max_running, Some(4));
     assert_eq!(server.audit.user_metrics_limit, 25);
+    let idle = server.idle.policy();
+    assert_eq!(idle.default_timeout, std::time::Duration::from_secs(600));
+    assert_eq!(idle.max_timeout, Some(std::time::Duration::from_secs(7200)));
+    assert_eq!(server.idle.resume_wait(), std::time::Duration::from_secs(120));
 
-    // Without any of it: no auth_provider, no quotas.
+    // Without any of it: no auth_provider, no quotas, the server's idle defaults.
     let server = server_config(&render(&[]));
     assert!(server.auth_provider.is_none());
     assert_eq!(server.quotas, rucat_core::Quotas::default());
     assert_eq!(server.audit.user_metrics_limit, 0);
+    assert_eq!(server.idle, rucat_server::config::IdleConfig::default());
 }
 
 /// The server's config as rendered with `sets`.
