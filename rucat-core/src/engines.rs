@@ -59,6 +59,12 @@ pub enum EngineError {
     /// but not do this to it, which only its owner or an admin may.
     #[error("only the owner of engine {id} or an admin may {action} it")]
     Forbidden { id: EngineId, action: &'static str },
+    /// An idle timeout for an engine whose use rucat cannot see (clients
+    /// reach it directly, not through the gateway).
+    #[error(
+        "engine {0} is reached directly, not through rucat's gateway, so rucat cannot see whether it is in use: its idle_timeout_secs stays 0"
+    )]
+    NotIdleTracked(EngineId),
     /// The write would take the engine's owner past a quota; nothing changed.
     #[error(transparent)]
     QuotaExceeded(QuotaExceeded),
@@ -395,9 +401,10 @@ impl Engines {
                 next.share_with_groups = groups.clone();
             }
             if let Some(secs) = changes.idle_timeout_secs {
-                next.idle_timeout_secs = self
-                    .idle
-                    .resolve(Some(secs), record.spec.served_by_gateway())?;
+                if secs > 0 && !record.spec.served_by_gateway() {
+                    return Err(EngineError::NotIdleTracked(id.clone()));
+                }
+                next.idle_timeout_secs = self.idle.resolve(Some(secs), true)?;
                 if next.state == EngineState::Running && next.lease.is_none() {
                     next.next_action_at = crate::idle::idle_deadline(&next);
                 }

@@ -252,7 +252,10 @@ mod tests {
         assert_eq!(p.resolve(None, true), Ok(1800));
         assert_eq!(p.resolve(Some(0), true), Ok(0), "never");
         assert_eq!(p.resolve(Some(30), true), Ok(30));
-        assert_eq!(p.resolve(Some(MAX_TIMEOUT_SECS), true), Ok(MAX_TIMEOUT_SECS));
+        assert_eq!(
+            p.resolve(Some(MAX_TIMEOUT_SECS), true),
+            Ok(MAX_TIMEOUT_SECS)
+        );
         assert!(p.resolve(Some(u64::MAX), true).is_err());
         let short = p.resolve(Some(29), true).unwrap_err();
         assert_eq!(short.field, "idle_timeout_secs");

@@ -48,7 +48,7 @@ pub struct CreateEngineRequest {
     /// which the engine is stopped; 0 means never. Default and maximum are
     /// the server's (`idle` in its config); Spark 3.5 engines, which clients
     /// reach directly, are never stopped for idleness.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 31_536_000))]
     pub idle_timeout_secs: Option<u64>,
     /// Whether a client's connection through the gateway restarts the
@@ -56,6 +56,46 @@ pub struct CreateEngineRequest {
     /// resumes).
     #[serde(default)]
     pub auto_resume: bool,
+}
+
+/// An optional whole number that JSON may write as `600` or `600.0` (both
+/// are integers to JSON Schema, and to many clients' encoders); `null` is
+/// none. Negative, fractional or huge numbers are refused.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a whole number of seconds, at least 0")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Some(n))
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            u64::try_from(n)
+                .map(Some)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            // Exactly representable whole numbers only (below 2^53).
+            if n.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&n) {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Ok(Some(n as u64))
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(n), &self))
+            }
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(Visitor)
+        }
+    }
+    d.deserialize_option(Visitor)
 }
 
 /// A request field that is not acceptable, and why.

@@ -1048,6 +1048,43 @@ async fn idle_settings_are_requested_shown_and_changed() {
     let (status, _, error) = parts(patch(json!({"idle_timeout_secs": 1})).await.unwrap()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error["field"], "idle_timeout_secs");
+    // JSON's other spellings: a whole float is a number of seconds; an
+    // array is no body of fields, and null is no list of groups.
+    let (status, _, whole) = parts(patch(json!({"idle_timeout_secs": 900.0})).await.unwrap()).await;
+    assert_eq!(
+        (status, &whole["idle_timeout_secs"]),
+        (StatusCode::OK, &json!(900))
+    );
+    for wrong in [
+        json!([null, null]),
+        json!({"idle_timeout_secs": 900.5}),
+        json!({"share_with_groups": null}),
+    ] {
+        let (status, _, _) = parts(patch(wrong.clone()).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{wrong}");
+    }
+    // A Spark 3.5 engine is reached directly: it cannot be idle-tracked.
+    let (_, _, old) = parts(
+        post_create(
+            &server,
+            json!({"name": "b", "engine_type": "Spark", "version": "3.5.3"}),
+        )
+        .await,
+    )
+    .await;
+    let old_id = old["id"].as_str().unwrap();
+    let response = server
+        .request(Method::PATCH, &format!("/engine/{old_id}"))
+        .json(&json!({"idle_timeout_secs": 600}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, error) = parts(response).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("directly"),
+        "{error}"
+    );
 
     let stop = server
         .request(Method::POST, &format!("/engine/{id}/stop"))

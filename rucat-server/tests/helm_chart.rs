@@ -204,7 +204,10 @@ fn providers_quotas_audit_and_idle_reach_the_server_config() {
     let idle = server.idle.policy();
     assert_eq!(idle.default_timeout, std::time::Duration::from_secs(600));
     assert_eq!(idle.max_timeout, Some(std::time::Duration::from_secs(7200)));
-    assert_eq!(server.idle.resume_wait(), std::time::Duration::from_secs(120));
+    assert_eq!(
+        server.idle.resume_wait(),
+        std::time::Duration::from_secs(120)
+    );
 
     // Without any of it: no auth_provider, no quotas, the server's idle defaults.
     let server = server_config(&render(&[]));

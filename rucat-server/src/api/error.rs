@@ -267,7 +267,10 @@ impl From<EngineError> for ApiError {
                 message: err.to_string(),
                 state,
             },
-            EngineError::Contended(_) => Self::Contended(err.to_string()),
+            // Like contention, a conflict with the engine as it is.
+            EngineError::Contended(_) | EngineError::NotIdleTracked(_) => {
+                Self::Contended(err.to_string())
+            }
             EngineError::QuotaExceeded(quota) => Self::QuotaExceeded(quota),
             EngineError::Forbidden { .. } => Self::Forbidden(err.to_string()),
             EngineError::Store(store) => store.into(),

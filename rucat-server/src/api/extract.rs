@@ -39,6 +39,17 @@ where
                 ApiError::BadRequest(rejection.body_text())
             }
         })?;
+        // serde reads a struct from an array too (`[null, null]` as the
+        // fields in order); every body rucat takes is an object.
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') {
+            // Broken JSON stays a 400; well-formed JSON of another kind is a 422.
+            serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(json_error)?;
+            return Err(ApiError::Unprocessable {
+                message: "invalid type: the body must be a JSON object".to_owned(),
+                field: None,
+            });
+        }
         serde_json::from_slice(&body).map(Json).map_err(json_error)
     }
 }

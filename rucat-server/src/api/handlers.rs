@@ -121,18 +121,27 @@ pub struct EngineUpdate {
     /// Replaces the groups whose members may see and act on the engine
     /// (at most 32 names of 1 to 64 characters, without whitespace or
     /// control characters); `[]` shares with nobody.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = rucat_core::openapi::groups_schema)]
     pub share_with_groups: Option<Vec<String>>,
     /// The engine's new idle timeout in seconds, 0 for never, within the
     /// server's `idle` limits; a Running engine's idleness is judged
     /// against it from now on.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rucat_core::request::whole_number")]
     #[schema(minimum = 0, maximum = 31_536_000)]
     pub idle_timeout_secs: Option<u64>,
     /// Whether a client's connection restarts the engine whatever stopped it.
     #[serde(default)]
     pub auto_resume: Option<bool>,
+}
+
+/// A field that may be left out but not given as `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 #[utoipa::path(
@@ -150,7 +159,7 @@ pub struct EngineUpdate {
         (status = 403, description = "The caller sees the engine but is not its owner nor an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such engine, or one the caller may not see (`not_found`)", body = ErrorBody),
         (status = 408, description = "The body did not arrive within `http.body_read_timeout_secs` (`request_timeout`)", body = ErrorBody),
-        (status = 409, description = "The engine kept changing (`conflict`)", body = ErrorBody),
+        (status = 409, description = "The engine kept changing, or it is a Spark 3.5 engine (reached directly, so never idle-stopped) given an idle_timeout_secs above 0 (`conflict`)", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB (`payload_too_large`)", body = ErrorBody),
         (status = 415, description = "Body not sent as `application/json` (`unsupported_media_type`)", body = ErrorBody),
         (status = 422, description = "A field is not acceptable (`invalid_request`, naming `field`, e.g. `share_with_groups[1]` or `idle_timeout_secs`)", body = ErrorBody),

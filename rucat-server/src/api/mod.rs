@@ -104,6 +104,7 @@ fn build(
         },
     };
     let store = Arc::clone(engines.store());
+    let idle = *engines.idle_policy();
     let mut api = Router::new()
         .route("/engine", post(handlers::create))
         .route(
@@ -129,7 +130,7 @@ fn build(
     let mut router = api
         .with_state(engines)
         .merge(health_router(store))
-        .merge(openapi::router(security));
+        .merge(openapi::router(security, &idle));
     let mut http_metrics = None;
     if let Some((telemetry, http)) = observed {
         router = router.merge(metrics_router(telemetry));

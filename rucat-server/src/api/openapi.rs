@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rucat_core::{CreateEngineRequest, EngineInfo, EngineState, EngineType};
+use rucat_core::{CreateEngineRequest, EngineInfo, EngineState, EngineType, IdlePolicy};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::openapi::path::Operation;
@@ -147,12 +147,49 @@ impl Security {
 }
 
 /// The document for a server with `security`.
-pub fn document(security: Security) -> Result<Value, serde_json::Error> {
+pub fn document(security: Security, idle: &IdlePolicy) -> Result<Value, serde_json::Error> {
     let mut doc = ApiDoc::openapi();
     require_auth(&mut doc, security);
     let mut doc = serde_json::to_value(doc)?;
     link_created_engines(&mut doc);
+    idle_timeouts(&mut doc, idle);
     Ok(doc)
+}
+
+/// `idle_timeout_secs` as this server accepts it, which depends on its
+/// idle policy: 0 (never, unless a maximum is set) or from the least to
+/// the most it allows; and, on a create, 0 only for Spark 3.5, which
+/// clients reach directly. Added to the JSON: utoipa knows only constants.
+fn idle_timeouts(doc: &mut Value, idle: &IdlePolicy) {
+    let min = idle.min_timeout().as_secs();
+    let max = idle
+        .max_timeout
+        .map_or(rucat_core::idle::MAX_TIMEOUT_SECS, |m| m.as_secs());
+    let mut allowed = vec![json!({"type": "null"})];
+    if idle.max_timeout.is_none() {
+        allowed.push(json!({"type": "integer", "enum": [0]}));
+    }
+    allowed.push(json!({"type": "integer", "minimum": min, "maximum": max}));
+    for schema in ["CreateEngineRequest", "EngineUpdate"] {
+        let pointer = format!("/components/schemas/{schema}/properties/idle_timeout_secs");
+        if let Some(Value::Object(field)) = doc.pointer_mut(&pointer) {
+            for key in ["type", "format", "minimum", "maximum"] {
+                field.remove(key);
+            }
+            field.insert("anyOf".to_owned(), Value::Array(allowed.clone()));
+        }
+    }
+    if let Some(Value::Object(create)) = doc.pointer_mut("/components/schemas/CreateEngineRequest")
+    {
+        create.insert(
+            "if".to_owned(),
+            json!({"properties": {"version": {"type": "string", "pattern": "^3\\."}}, "required": ["version"]}),
+        );
+        create.insert(
+            "then".to_owned(),
+            json!({"properties": {"idle_timeout_secs": {"enum": [null, 0]}}}),
+        );
+    }
 }
 
 fn require_auth(doc: &mut Document, security: Security) {
@@ -274,8 +311,8 @@ fn link_created_engines(doc: &mut Value) {
 }
 
 /// `GET /openapi.json`, serving the document for `security`, serialized once.
-pub fn router(security: Security) -> Router {
-    let json = match document(security).and_then(|doc| serde_json::to_vec(&doc)) {
+pub fn router(security: Security, idle: &IdlePolicy) -> Router {
+    let json = match document(security, idle).and_then(|doc| serde_json::to_vec(&doc)) {
         Ok(json) => Some(Bytes::from(json)),
         Err(err) => {
             tracing::error!(%err, "cannot serialize the OpenAPI document");

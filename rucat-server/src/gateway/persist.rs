@@ -30,7 +30,7 @@ const ATTEMPTS: usize = 4;
 pub(super) enum Touched {
     /// The record now knows of use at the time asked (or later): as it is
     /// in the store.
-    Current(EngineRecord),
+    Current(Box<EngineRecord>),
     /// The engine changed under us and is not Running any more.
     NotRunning,
     /// The engine is gone.
@@ -52,7 +52,7 @@ pub(super) async fn touch(
                 return Ok(Touched::NotRunning);
             }
             activity.persisted(&id, at);
-            return Ok(Touched::Current(record));
+            return Ok(Touched::Current(Box::new(record)));
         };
         match store.compare_and_swap(record.revision, &next).await {
             Ok(revision) => {
@@ -60,7 +60,7 @@ pub(super) async fn touch(
                 activity.activity_written();
                 let mut written = next;
                 written.revision = revision;
-                return Ok(Touched::Current(written));
+                return Ok(Touched::Current(Box::new(written)));
             }
             Err(StoreError::Conflict(_)) => match store.get(&id).await? {
                 Some(fresh) => record = fresh,

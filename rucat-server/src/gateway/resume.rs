@@ -85,7 +85,7 @@ impl Gateway {
         }
         let id = record.id().clone();
         match persist::touch(self.inner.store.as_ref(), &self.inner.activity, record, now).await {
-            Ok(Touched::Current(record)) => Ok(Some(record)),
+            Ok(Touched::Current(record)) => Ok(Some(*record)),
             Ok(Touched::NotRunning) => Ok(None),
             Ok(Touched::Gone) => Err(Refusal::UnknownEngine(id)),
             Err(err) => Err(err.into()),
