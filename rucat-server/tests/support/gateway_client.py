@@ -18,6 +18,7 @@ Commands:
   concurrent ENDPOINT N            N sessions at once, each running select 1: how many answered, seconds
   config-latency ENDPOINT N        N unary Config RPCs with raw grpc stubs: median milliseconds
   rpc ENDPOINT [METADATA_JSON]     one Config RPC with raw grpc stubs: status code name and details
+  sleep ENDPOINT SECONDS           a query of one-second sleeping tasks lasting about SECONDS: rows and seconds
 """
 import hashlib
 import json
@@ -233,6 +234,19 @@ def cmd_rpc(endpoint, metadata="[]"):
             return {"code": "OK", "details": ""}
         except grpc.RpcError as e:
             return {"code": e.code().name, "details": e.details()}
+
+
+def cmd_sleep(endpoint, seconds):
+    """A query that runs for about SECONDS and is idle on the CPU: one
+    partition of one-second sleeps, so its length does not depend on the
+    engine's cores. Its ExecutePlan stream stays open all along."""
+    spark = session(endpoint)
+    spark.sql("select 1").collect()  # connected: what follows is the query
+    started = time.time()
+    rows = spark.range(0, int(seconds), 1, 1).selectExpr(
+        "reflect('java.lang.Thread', 'sleep', cast(1000 as bigint))"
+    ).collect()
+    return {"rows": len(rows), "seconds": time.time() - started}
 
 
 def main():
