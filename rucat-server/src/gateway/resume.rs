@@ -80,7 +80,10 @@ impl Gateway {
     /// Running any more.
     async fn note_use(&self, record: EngineRecord) -> Result<Option<EngineRecord>, Refusal> {
         let now = Timestamp::now();
-        if !persist::is_quiet(&record, now, self.activity_interval) {
+        // An engine the gateway will not serve has no use to record.
+        if !record.spec.served_by_gateway()
+            || !persist::is_quiet(&record, now, self.activity_interval)
+        {
             return Ok(Some(record));
         }
         let id = record.id().clone();
