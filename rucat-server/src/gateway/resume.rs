@@ -19,7 +19,7 @@ use super::persist::{self, Touched};
 use super::route::{self, Refusal};
 
 /// How often a held RPC looks at its engine again.
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(100);
 
 impl Gateway {
     /// The record of `id`, Running, with this RPC's use recorded if the
