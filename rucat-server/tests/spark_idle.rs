@@ -18,11 +18,13 @@ use support::processes::{RucatProcess, local_spark_version, processes_mentioning
 const START_TIMEOUT: Duration = Duration::from_secs(240);
 const USER_TOKEN: &str = "user-token-7f3a";
 
-/// The idle timeout the servers give engines, in seconds: short, and at
-/// least three activity intervals.
-const IDLE_SECS: u64 = 8;
+/// The idle timeout the servers give engines, in seconds: short, at least
+/// three activity intervals, and longer than a loaded machine takes to
+/// start a pyspark client once an engine is Running (the tests assert that
+/// an engine stays Running from then on).
+const IDLE_SECS: u64 = 12;
 /// How long the long queries run: well past the idle timeout.
-const QUERY_SECS: u64 = 20;
+const QUERY_SECS: u64 = 30;
 
 /// The idle settings of every server here: activity written every second.
 fn idle_config() -> Value {
