@@ -20,6 +20,7 @@ mod overhead;
 mod procs;
 mod report;
 mod rest;
+mod resume;
 mod rss;
 mod spark;
 mod steady;
@@ -55,7 +56,8 @@ enum Benchmark {
         /// Smaller sizes, to check that everything runs.
         #[arg(long)]
         quick: bool,
-        /// Leave out the local Spark benchmark (d).
+        /// Leave out the benchmarks that run local Spark engines and pyspark
+        /// (d, g and k).
         #[arg(long)]
         no_spark: bool,
         /// Only the benchmarks with these letters, e.g. `--only cg`.

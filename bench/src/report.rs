@@ -9,7 +9,7 @@ use crate::burst::Burst;
 use crate::overhead::Latencies;
 use crate::procs::{Binaries, run_json};
 use crate::table::{self, Row};
-use crate::{due, gateway, identity, idle, many, rest, spark, steady};
+use crate::{due, gateway, identity, idle, many, rest, resume, spark, steady};
 
 /// How big a run is.
 pub struct Scale {
@@ -24,6 +24,7 @@ pub struct Scale {
     pub steady: steady::Sizes,
     pub many: many::Sizes,
     pub identity: identity::Sizes,
+    pub resume: resume::Sizes,
 }
 
 impl Scale {
@@ -59,6 +60,14 @@ impl Scale {
             argon2_users: 5,
             wrk_duration: Duration::from_secs(10),
         },
+        resume: resume::Sizes {
+            rounds: 3,
+            engines: 1000,
+            settle: Duration::from_secs(5),
+            // As long as h's: a monitor resync sweep falls inside.
+            window: Duration::from_secs(30),
+            running_timeout: Duration::from_secs(300),
+        },
     };
     /// A smoke run of every code path in well under a minute (plus Spark).
     pub const QUICK: Scale = Scale {
@@ -91,6 +100,13 @@ impl Scale {
             argon2_users: 3,
             wrk_duration: Duration::from_secs(2),
         },
+        resume: resume::Sizes {
+            rounds: 1,
+            engines: 200,
+            settle: Duration::from_secs(2),
+            window: Duration::from_secs(5),
+            running_timeout: Duration::from_secs(60),
+        },
     };
 }
 
@@ -106,7 +122,7 @@ pub struct Options {
 
 impl Options {
     fn runs(&self, letter: char) -> bool {
-        let spark = !matches!(letter, 'd' | 'g') || self.spark;
+        let spark = !matches!(letter, 'd' | 'g' | 'k') || self.spark;
         spark && self.only.as_ref().is_none_or(|only| only.contains(letter))
     }
 }
@@ -305,7 +321,75 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
         ));
     }
 
+    if options.runs('k') {
+        let sizes = &scale.resume;
+        progress(format!(
+            "k. resume after an idle stop against a fresh start, {} rounds",
+            sizes.rounds
+        ));
+        let work = work.path().join("k");
+        let resumed = resume::resume(&bins, &work, sizes).await?;
+        progress(format!(
+            "k. {} idle-tracked Running engines at rest",
+            sizes.engines
+        ));
+        let at_rest = resume::at_rest(&bins, &work, sizes).await?;
+        rows.extend(resume_rows(&resumed, &at_rest, sizes));
+    }
+
     Ok(table::render(&rows))
+}
+
+fn resume_rows(r: &resume::Resume, rest: &resume::AtRest, sizes: &resume::Sizes) -> Vec<Row> {
+    let (value, base) = (&rest.tracked, &rest.untracked);
+    let running = |q: &resume::Quiet| {
+        if q.running < sizes.engines {
+            format!(", only {} Running", count(q.running))
+        } else {
+            String::new()
+        }
+    };
+    let head = format!(
+        "k. {} idle-tracked Running engines (1 h timeout{}), 1 RPC each then none",
+        count(sizes.engines),
+        running(value)
+    );
+    let baseline = |v: f64| format!("{} idle_timeout_secs 0{}", per_sec(v), running(base));
+    vec![
+        Row {
+            figure: format!(
+                "k. resume: first query answered after an idle stop ({}; median of {}, {:.0} resumes counted)",
+                r.stopped_reason, r.rounds, r.resumes
+            ),
+            value: format!("{:.2} s", r.resumed_secs),
+            baseline: format!("{:.2} s fresh create → first query", r.fresh_secs),
+            ratio: r.resumed_secs / r.fresh_secs,
+            goal: "≤ 1.1×",
+            met: Some(r.resumed_secs <= 1.1 * r.fresh_secs),
+        },
+        Row {
+            figure: format!(
+                "{head}: activity writes/s ({:.0} for the RPCs, before)",
+                value.rpc_activity_writes
+            ),
+            value: per_sec(value.activity_writes_per_sec),
+            baseline: baseline(base.activity_writes_per_sec),
+            ratio: value.activity_writes_per_sec / base.activity_writes_per_sec,
+            goal: "0",
+            met: Some(value.activity_writes_per_sec == 0.0),
+        },
+        Row {
+            figure: format!(
+                "{head}: store writes/s ({:.0} idle stops)",
+                value.idle_stops
+            ),
+            value: per_sec(value.store_writes_per_sec),
+            baseline: baseline(base.store_writes_per_sec),
+            ratio: value.store_writes_per_sec / base.store_writes_per_sec,
+            goal: "0",
+            met: Some(value.store_writes_per_sec == 0.0),
+        },
+    ]
 }
 
 fn identity_rows(c: &identity::Costs, sizes: &identity::Sizes) -> Vec<Row> {
