@@ -107,6 +107,7 @@ pub fn claim(
     move_to(&mut claimed, state, now);
     if seen.state == EngineState::WaitToStart {
         claimed.spec.token = Some(fresh_token()?);
+        crate::attempt::begin(&mut claimed, now);
     }
     let expires_at = now.plus(config.lease_duration);
     claimed.lease = Some(Lease {

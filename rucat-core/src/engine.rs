@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attempt::Attempt;
 use crate::idle::StopReason;
 use crate::state::EngineState;
 use crate::time::Timestamp;
@@ -210,6 +211,9 @@ pub struct EngineRecord {
     /// The latest use a gateway reported (sparsely: see [`crate::idle`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity: Option<Timestamp>,
+    /// Every start of the engine, the latest last (see [`crate::attempt`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
     /// Why the engine last stopped; kept while it stops, rests and starts
     /// again (an engine resuming from an idle stop says so), cleared once
     /// it runs or fails.
@@ -242,6 +246,7 @@ impl EngineRecord {
             auto_resume: false,
             last_activity: None,
             stop_reason: None,
+            attempts: Vec::new(),
         }
     }
 
@@ -253,7 +258,8 @@ impl EngineRecord {
     /// fields consistent with it. Leaves `lease` alone: the caller decides
     /// whether the write claims or releases.
     pub fn enter(&mut self, state: EngineState, now: Timestamp) {
-        if state != self.state {
+        let changed = state != self.state;
+        if changed {
             self.state_since = now;
             self.retries = 0;
         }
@@ -271,6 +277,9 @@ impl EngineRecord {
             self.stop_reason = None;
         }
         self.next_action_at = if state.is_at_rest() { None } else { Some(now) };
+        if changed {
+            crate::attempt::entered(self, state, now);
+        }
     }
 
     /// Whether a monitor may claim the engine at `now`.
@@ -331,6 +340,10 @@ pub struct EngineInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub stopped_reason: Option<String>,
+    /// Its starts, oldest first (the last 20): when each began, ran and
+    /// ended, and how.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
 }
 
 impl From<&EngineRecord> for EngineInfo {
@@ -362,6 +375,7 @@ impl From<&EngineRecord> for EngineInfo {
                 .as_ref()
                 .filter(|_| r.state == EngineState::Terminated || r.state.is_cleaning_up())
                 .map(ToString::to_string),
+            attempts: r.attempts.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Nothing here talks to a database or to Kubernetes; those backends live in
 //! `rucat-store` and `rucat-k8s` and plug in through the traits.
 
+pub mod attempt;
 pub mod change;
 pub mod decide;
 pub mod engine;

@@ -829,6 +829,14 @@ async fn an_idle_engine_is_stopped_and_activity_keeps_one_running() {
             .is_some_and(|r| r.starts_with("idle for ")),
         "{reason:?}"
     );
+    // The run is one attempt, which ran and was stopped for that reason.
+    let [attempt] = stopped.attempts.as_slice() else {
+        panic!("one attempt: {:?}", stopped.attempts)
+    };
+    assert_eq!(attempt.number, 1);
+    assert!(attempt.running_at.is_some() && attempt.ended_at.is_some());
+    assert_eq!(attempt.outcome, Some(rucat_core::attempt::Outcome::Stopped));
+    assert_eq!(attempt.reason, reason);
     assert_eq!(
         engines.get(&busy).await.unwrap().state,
         EngineState::Running

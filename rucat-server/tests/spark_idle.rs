@@ -343,6 +343,18 @@ async fn spark_idle_engine_runs_through_a_long_query_stops_when_idle_and_resumes
         1.0
     );
     eprintln!("resumed and answered in {took:?}");
+    // Two attempts: the first stopped for idleness, the second running.
+    let attempts = info["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{info}");
+    assert_eq!(attempts[0]["outcome"], "Stopped", "{info}");
+    assert!(
+        attempts[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("idle for ")),
+        "{info}"
+    );
+    assert_eq!(attempts[1]["number"], 2, "{info}");
+    assert!(attempts[1]["running_at"].is_string() && attempts[1].get("ended_at").is_none());
 
     // Idle again: two clients at once restart it once, and both are answered.
     stopped_for_idleness(&api, &id, Instant::now()).await;
