@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use crate::engine::{EngineId, EngineRecord};
 use crate::identity::Identity;
 use crate::idle::{IdlePolicy, StopReason};
+use crate::logs::LogArchive;
 use crate::metrics::MonitorMetrics;
 use crate::quota::{Limits, QuotaExceeded, Quotas, counts_as_running};
 use crate::request::{CreateEngineRequest, ValidationError, validate_groups};
@@ -153,6 +154,7 @@ pub struct Engines {
     metrics: Option<Arc<MonitorMetrics>>,
     quotas: Arc<Quotas>,
     idle: IdlePolicy,
+    logs: Option<Arc<dyn LogArchive>>,
 }
 
 impl Engines {
@@ -163,6 +165,7 @@ impl Engines {
             metrics: None,
             quotas: Arc::default(),
             idle: IdlePolicy::default(),
+            logs: None,
         }
     }
 
@@ -195,6 +198,14 @@ impl Engines {
     /// have none: see [`crate::idle`]).
     pub fn with_idle_policy(mut self, policy: IdlePolicy) -> Self {
         self.idle = policy;
+        self
+    }
+
+    /// Tells `archive` of every engine deleted here, so that it keeps the
+    /// engine's logs for its retention time and then removes them (see
+    /// [`crate::logs`]).
+    pub fn with_log_archive(mut self, archive: Arc<dyn LogArchive>) -> Self {
+        self.logs = Some(archive);
         self
     }
 
@@ -315,11 +326,25 @@ impl Engines {
     /// Forgets the engine. Allowed only where it holds no resources
     /// (`WaitToStart`, `Terminated`, `ErrorClean`): a running engine is stopped first.
     pub async fn delete(&self, id: &EngineId) -> Result<(), EngineError> {
-        self.act(Caller::System, id, Event::Delete).await
+        self.act(Caller::System, id, Event::Delete).await?;
+        self.logs_deleted(id).await;
+        Ok(())
     }
 
     pub async fn delete_as(&self, who: &Identity, id: &EngineId) -> Result<(), EngineError> {
-        self.act(Caller::As(who), id, Event::Delete).await
+        self.act(Caller::As(who), id, Event::Delete).await?;
+        self.logs_deleted(id).await;
+        Ok(())
+    }
+
+    /// Starts the deleted engine's logs' retention time. A failure leaves
+    /// them in the archive (the deletion stands), so it is only logged.
+    async fn logs_deleted(&self, id: &EngineId) {
+        if let Some(archive) = &self.logs {
+            if let Err(err) = archive.engine_deleted(id, Timestamp::now()).await {
+                tracing::warn!(engine = %id, %err, "cannot record the deletion in the log archive; its logs stay until removed by hand");
+            }
+        }
     }
 
     /// Forgets an engine whose resources are being released (stopping, or
@@ -346,13 +371,16 @@ impl Engines {
         who: Caller<'_>,
         id: &EngineId,
     ) -> Result<EngineRecord, EngineError> {
-        self.retrying(who, id, |record| {
-            if !record.state.is_cleaning_up() {
-                allowed(record, Event::Delete)?;
-            }
-            Ok((Some(Write::Delete), record.clone()))
-        })
-        .await
+        let deleted = self
+            .retrying(who, id, |record| {
+                if !record.state.is_cleaning_up() {
+                    allowed(record, Event::Delete)?;
+                }
+                Ok((Some(Write::Delete), record.clone()))
+            })
+            .await?;
+        self.logs_deleted(id).await;
+        Ok(deleted)
     }
 
     /// Replaces the groups the engine is shared with (validated as a create

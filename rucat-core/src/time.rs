@@ -46,6 +46,22 @@ impl Timestamp {
         Self::from_millis(self.0.saturating_add(millis))
     }
 
+    /// `self - duration`, saturating at the epoch.
+    pub fn minus(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(MAX_MILLIS);
+        Self::from_millis(self.0.saturating_sub(millis))
+    }
+
+    /// Reads RFC 3339 text (`2026-12-01T10:00:00Z`, fractions and offsets
+    /// allowed) as the API writes it.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let time = humantime::parse_rfc3339_weak(text).ok()?;
+        let millis = time.duration_since(UNIX_EPOCH).ok()?.as_millis();
+        Some(Self::from_millis(
+            i64::try_from(millis).unwrap_or(MAX_MILLIS),
+        ))
+    }
+
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))

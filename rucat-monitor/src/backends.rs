@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rucat_core::ResourceManager;
+use rucat_core::logs::{ArchiveConfig, FsLogArchive, LogArchive, LogsConfig};
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager};
 use rucat_core::resource::marker::{MarkerConfig, MarkerResourceManager};
 use rucat_k8s::{KubernetesConfig, KubernetesResourceManager};
@@ -45,6 +46,8 @@ pub enum BackendError {
     Kubernetes(#[from] rucat_k8s::KubernetesSetupError),
     #[error("resource_manager.Markers: {0}")]
     Markers(#[from] rucat_core::resource::marker::MarkerSetupError),
+    #[error("logs.archive: {0}")]
+    LogArchive(String),
 }
 
 pub async fn build_resource_manager(
@@ -60,5 +63,21 @@ pub async fn build_resource_manager(
         ResourceManagerConfig::Markers(markers) => {
             Ok(Arc::new(MarkerResourceManager::new(markers.clone())?))
         }
+    }
+}
+
+/// The log archive `config` names: by default the directory `logs` in
+/// `data_dir`, where every process using that data directory finds it.
+pub fn build_log_archive(
+    config: &LogsConfig,
+    data_dir: &Path,
+) -> Result<Arc<dyn LogArchive>, BackendError> {
+    match config.archive_or_default(data_dir) {
+        ArchiveConfig::Filesystem { dir } => {
+            Ok(Arc::new(FsLogArchive::new(dir, config.retention())))
+        }
+        ArchiveConfig::S3(_) => Err(BackendError::LogArchive(
+            "S3 is not available in this build".to_owned(),
+        )),
     }
 }

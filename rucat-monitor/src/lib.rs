@@ -6,6 +6,8 @@ pub mod backends;
 pub mod config;
 pub mod http;
 
-pub use backends::{BackendError, ResourceManagerConfig, build_resource_manager};
+pub use backends::{
+    BackendError, ResourceManagerConfig, build_log_archive, build_resource_manager,
+};
 pub use config::{ConfigError, DEFAULT_DATA_DIR, MonitorFileConfig, MonitorSettings};
 pub mod process;

@@ -13,7 +13,7 @@ use rucat_core::metrics::{MonitorMetrics, ResourceMetrics};
 use rucat_core::resource::MeasuredResourceManager;
 use rucat_monitor::config::MonitorFileConfig;
 use rucat_monitor::http::{self, Telemetry};
-use rucat_monitor::{DEFAULT_DATA_DIR, build_resource_manager, process};
+use rucat_monitor::{DEFAULT_DATA_DIR, build_log_archive, build_resource_manager, process};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -50,8 +50,11 @@ async fn main() -> anyhow::Result<()> {
     let monitor_metrics = Arc::new(MonitorMetrics::register(telemetry.registry_mut()));
     let resource_metrics = Arc::new(ResourceMetrics::register(telemetry.registry_mut()));
     let resources = Arc::new(MeasuredResourceManager::new(resources, resource_metrics));
-    let monitor =
-        Monitor::new(store, resources, config.monitor_config()).with_metrics(monitor_metrics);
+    let logs =
+        build_log_archive(&config.logs, &args.data_dir).context("cannot set up the log archive")?;
+    let monitor = Monitor::new(store, resources, config.monitor_config())
+        .with_metrics(monitor_metrics)
+        .with_log_archive(Arc::clone(&logs));
 
     let listen = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -80,7 +83,13 @@ async fn main() -> anyhow::Result<()> {
         process::shutdown_signal().await;
         let _ = stop.send(true);
     });
+    let sweeper = tokio::spawn(rucat_core::logs::sweep_every(
+        logs,
+        config.logs.sweep_interval(),
+        stopped(),
+    ));
     monitor.run(stopped()).await;
+    sweeper.abort();
     signals.abort();
     server
         .await

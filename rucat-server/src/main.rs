@@ -6,11 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use hyper_util::service::TowerToHyperService;
+use rucat_core::logs::EngineLogs;
 use rucat_core::metrics::{MonitorMetrics, ResourceMetrics};
 use rucat_core::resource::MeasuredResourceManager;
-use rucat_core::{Engines, Monitor};
+use rucat_core::{Engines, Monitor, ResourceManager};
 use rucat_monitor::http::Telemetry;
-use rucat_monitor::{build_resource_manager, process};
+use rucat_monitor::{build_log_archive, build_resource_manager, process};
 use rucat_server::api::{self, HttpMetrics};
 use rucat_server::auth::{self, AuthMetrics, Authenticator};
 use rucat_server::config::{self, Cli};
@@ -48,10 +49,13 @@ async fn main() -> anyhow::Result<()> {
         telemetry.registry_mut(),
         settings.audit.user_metrics_limit.into(),
     );
+    let log_archive = build_log_archive(&settings.logs, &settings.data_dir)
+        .context("cannot set up the log archive")?;
     let engines = Engines::new(store.clone())
         .with_metrics(Arc::clone(&lifecycle))
         .with_quotas(settings.quotas.clone())
-        .with_idle_policy(settings.idle.policy());
+        .with_idle_policy(settings.idle.policy())
+        .with_log_archive(Arc::clone(&log_archive));
 
     // Everything stops when this turns true: on a signal, or if the
     // embedded monitor dies (a server without it would accept engines that
@@ -64,21 +68,43 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let monitor = if settings.embedded_monitor {
-        let resources = build_resource_manager(&settings.resource_manager)
-            .await
-            .context("cannot set up the resource manager")?;
-        let resources = Arc::new(MeasuredResourceManager::new(
+    // The resource manager serves live logs too, so a server without a
+    // monitor builds one if it can, and serves archived logs only if not.
+    let resources = match build_resource_manager(&settings.resource_manager).await {
+        Ok(resources) => Some(Arc::new(MeasuredResourceManager::new(
             resources,
             Arc::new(ResourceMetrics::register(telemetry.registry_mut())),
-        ));
-        // The store's change feed tells it of every API write at once.
-        let monitor = Monitor::new(store.clone(), resources, settings.monitor.monitor_config())
-            .with_metrics(lifecycle);
-        Some(tokio::spawn(monitor.run(stopped())))
-    } else {
-        None
+        ))),
+        Err(err) if !settings.embedded_monitor => {
+            tracing::warn!(%err, "cannot reach the engines' platform; serving archived logs only");
+            None
+        }
+        Err(err) => return Err(err).context("cannot set up the resource manager"),
     };
+    let monitor = match (&resources, settings.embedded_monitor) {
+        (Some(resources), true) => {
+            // The store's change feed tells it of every API write at once.
+            let monitor = Monitor::new(
+                store.clone(),
+                resources.clone(),
+                settings.monitor.monitor_config(),
+            )
+            .with_metrics(lifecycle)
+            .with_log_archive(Arc::clone(&log_archive));
+            Some(tokio::spawn(monitor.run(stopped())))
+        }
+        _ => None,
+    };
+    let logs = EngineLogs::new(
+        engines.clone(),
+        resources.map(|r| r as Arc<dyn ResourceManager>),
+        Arc::clone(&log_archive),
+    );
+    tokio::spawn(rucat_core::logs::sweep_every(
+        log_archive,
+        settings.logs.sweep_interval(),
+        stopped(),
+    ));
 
     let rest_tls = settings
         .tls
@@ -128,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         audit,
     );
+    let router = api::with_logs(router, logs);
     let router = api::with_timeouts(router, settings.timeouts.request_limits());
     let rest = serve::serve(
         listener,

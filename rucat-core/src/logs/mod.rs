@@ -34,15 +34,23 @@
 
 pub mod archive;
 pub mod cap;
+pub mod config;
+pub mod follow;
 pub mod fs;
+pub mod keep;
+pub mod open;
 pub mod read;
+pub mod reason;
 pub mod redact;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use archive::{ArchiveReport, ArchivedAttempt, LogArchive, LogFile, LogRead, SweepReport};
+pub use config::{ArchiveConfig, LogsConfig, LogsConfigError, S3ArchiveConfig};
 pub use fs::FsLogArchive;
+pub use keep::{KeepError, archive_current, sweep_every};
+pub use open::{EngineLogs, LogBody, LogRequest, OpenLogError, Source};
 pub use read::{Selection, select, since_start, tail_start};
 pub use redact::{Redacted, Redactor};
 

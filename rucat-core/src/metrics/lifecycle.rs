@@ -17,6 +17,11 @@ struct TransitionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
 }
@@ -43,6 +48,7 @@ pub struct MonitorMetrics {
     lease_takeovers: Counter,
     releases_refused: Counter,
     idle_stops: Counter,
+    logs_archived: Family<OutcomeLabels, Counter>,
 }
 
 impl MonitorMetrics {
@@ -55,6 +61,7 @@ impl MonitorMetrics {
             lease_takeovers: Counter::default(),
             releases_refused: Counter::default(),
             idle_stops: Counter::default(),
+            logs_archived: Family::default(),
         };
         registry.register(
             "rucat_engine_transitions",
@@ -85,6 +92,12 @@ impl MonitorMetrics {
             "rucat_engine_idle_stops",
             "Engines this process's monitor stopped because they were idle past their timeout",
             metrics.idle_stops.clone(),
+        );
+        registry.register(
+            "rucat_engine_logs_archived",
+            "Engine logs this process's monitor copied into the log archive before releasing \
+             the engine's resources, by outcome (archived, none: the platform had no log, failed)",
+            metrics.logs_archived.clone(),
         );
         metrics
     }
@@ -125,5 +138,12 @@ impl MonitorMetrics {
 
     pub(crate) fn idle_stop(&self) {
         self.idle_stops.inc();
+    }
+
+    /// `outcome`: `archived`, `none` or `failed`.
+    pub(crate) fn log_archived(&self, outcome: &'static str) {
+        self.logs_archived
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 }

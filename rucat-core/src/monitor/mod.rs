@@ -29,6 +29,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::change::{Change, ChangeSink};
 use crate::engine::{EngineId, EngineRecord};
+use crate::logs::LogArchive;
 use crate::metrics::MonitorMetrics;
 use crate::resource::ResourceManager;
 use crate::state::EngineState;
@@ -100,6 +101,7 @@ impl Monitor {
                 resources,
                 config,
                 metrics: None,
+                logs: None,
             },
             wake: Arc::new(Notify::new()),
             changes,
@@ -118,6 +120,14 @@ impl Monitor {
     /// (see [`crate::metrics`]); without it the monitor records nothing.
     pub fn with_metrics(mut self, metrics: Arc<MonitorMetrics>) -> Self {
         self.reconciler.metrics = Some(metrics);
+        self
+    }
+
+    /// Copies each attempt's log into `archive` just before the monitor
+    /// releases the engine's resources (a stop, an idle stop, an error
+    /// cleanup), so that the log outlives them; see [`crate::logs`].
+    pub fn with_log_archive(mut self, archive: Arc<dyn LogArchive>) -> Self {
+        self.reconciler.logs = Some(archive);
         self
     }
 

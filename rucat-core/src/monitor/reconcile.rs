@@ -20,6 +20,7 @@ use super::MonitorConfig;
 use crate::decide::{self, Call, Decision, Observed, Outcome, Verdict, decide};
 use crate::engine::EngineRecord;
 use crate::idle::StopReason;
+use crate::logs::{self, LogArchive};
 use crate::metrics::MonitorMetrics;
 use crate::resource::{ResourceError, ResourceManager};
 use crate::state::EngineState;
@@ -48,6 +49,8 @@ pub(crate) struct Reconciler {
     pub(crate) resources: Arc<dyn ResourceManager>,
     pub(crate) config: MonitorConfig,
     pub(crate) metrics: Option<Arc<MonitorMetrics>>,
+    /// Where attempts' logs are kept before their resources are released.
+    pub(crate) logs: Option<Arc<dyn LogArchive>>,
 }
 
 impl Reconciler {
@@ -130,13 +133,60 @@ impl Reconciler {
                 .await
                 .map(|()| Observed::Created),
             Call::Status => self.resources.status(id).await.map(Observed::Status),
-            Call::Delete => self
-                .resources
-                .delete(id)
-                .await
-                .map(|()| Observed::DeleteIssued),
+            Call::Delete => {
+                // The first delete of a stop or a cleanup; later ones (a lost
+                // request) find the resource already going.
+                if matches!(
+                    engine.state,
+                    EngineState::TriggerTermination | EngineState::ErrorTriggerClean
+                ) {
+                    self.keep_log(engine).await;
+                }
+                self.resources
+                    .delete(id)
+                    .await
+                    .map(|()| Observed::DeleteIssued)
+            }
         };
         answer.unwrap_or_else(|error| self.failed(engine, error))
+    }
+
+    /// Archives the engine's current log, within half the action's time so
+    /// that the delete always gets its turn: a log that cannot be kept is
+    /// logged and counted, never a reason to keep an engine's resources.
+    async fn keep_log(&self, engine: &EngineRecord) {
+        let Some(archive) = &self.logs else {
+            return;
+        };
+        let limit = self.config.action_timeout() / 2;
+        let kept = tokio::time::timeout(
+            limit,
+            logs::archive_current(self.resources.as_ref(), archive.as_ref(), engine),
+        )
+        .await;
+        let outcome = match kept {
+            Ok(Ok(Some(report))) => {
+                info!(
+                    attempt = report.archived.attempt,
+                    bytes = report.archived.bytes,
+                    cut = report.cut,
+                    "engine log archived"
+                );
+                "archived"
+            }
+            Ok(Ok(None)) => "none",
+            Ok(Err(err)) => {
+                warn!(%err, "engine log not archived");
+                "failed"
+            }
+            Err(_) => {
+                warn!(?limit, "engine log not archived: copying it took too long");
+                "failed"
+            }
+        };
+        if let Some(metrics) = &self.metrics {
+            metrics.log_archived(outcome);
+        }
     }
 
     fn failed(&self, engine: &EngineRecord, error: ResourceError) -> Observed {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{ChangeSink, ResourceError, ResourceManager, ResourceStatus};
+use super::{ChangeSink, LiveLog, LogQuery, ResourceError, ResourceManager, ResourceStatus};
 use crate::engine::{EngineId, EngineSpec};
 use crate::metrics::{CallOutcome, Operation, ResourceMetrics};
 
@@ -88,5 +88,9 @@ impl ResourceManager for MeasuredResourceManager {
 
     fn describe(&self, id: &EngineId) -> String {
         self.inner.describe(id)
+    }
+
+    async fn log(&self, id: &EngineId, query: LogQuery) -> Result<Option<LiveLog>, ResourceError> {
+        self.inner.log(id, query).await
     }
 }

@@ -40,11 +40,21 @@
 //!   shown on the engine with [`ResourceManager::describe`].
 //! - Each call should finish well within the monitor's lease (30 s by
 //!   default); a call that takes longer is abandoned and retried.
+//! - **`log` reads what the platform has now** (a local file, a pod's log),
+//!   from where [`LogQuery::selection`] starts, or `None` if it has nothing
+//!   for the engine. It never archives: the monitor reads the whole log
+//!   through it and hands it to the [`crate::logs::LogArchive`] just before
+//!   it calls `delete`, so a platform that loses logs with its resources
+//!   need only serve them while they exist. The default has no logs.
+
+use std::pin::Pin;
 
 use async_trait::async_trait;
+use tokio::io::AsyncRead;
 
 pub use crate::change::ChangeSink;
 use crate::engine::{EngineId, EngineSpec};
+use crate::logs::Selection;
 
 mod instant;
 pub mod local;
@@ -78,6 +88,27 @@ impl ResourceStatus {
     /// Pending with nothing more to say.
     pub const PENDING: ResourceStatus = ResourceStatus::Pending { reason: None };
 }
+
+/// Which part of an engine's live log to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogQuery {
+    pub selection: Selection,
+    /// Keep the stream open, delivering lines as they are written, until
+    /// the engine's process ends (or the reader is dropped).
+    pub follow: bool,
+}
+
+impl LogQuery {
+    /// The whole log as it is now: what the monitor archives.
+    pub const WHOLE: LogQuery = LogQuery {
+        selection: Selection::All,
+        follow: false,
+    };
+}
+
+/// An engine's live log, as bytes, unredacted: callers redact what they
+/// serve (see [`crate::logs::Redactor`]).
+pub type LiveLog = Pin<Box<dyn AsyncRead + Send>>;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ResourceError {
@@ -113,5 +144,16 @@ pub trait ResourceManager: Send + Sync + 'static {
     /// behind.
     fn describe(&self, id: &EngineId) -> String {
         format!("the resources of engine {id}")
+    }
+
+    /// The engine's log as the platform has it now, from where `query`
+    /// starts; `None` if it has none (never started, or already gone).
+    /// See the module docs.
+    async fn log(
+        &self,
+        _id: &EngineId,
+        _query: LogQuery,
+    ) -> Result<Option<LiveLog>, ResourceError> {
+        Ok(None)
     }
 }

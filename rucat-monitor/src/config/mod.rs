@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 
 use rucat_core::MonitorConfig;
+use rucat_core::logs::LogsConfig;
 use rucat_store::DatabaseConfig;
 use serde::Deserialize;
 
@@ -43,6 +44,9 @@ pub struct MonitorFileConfig {
     pub resync_interval_secs: u32,
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub listen: SocketAddr,
+    /// Where engines' logs are archived before their resources are
+    /// released; must be the archive the servers read.
+    pub logs: LogsConfig,
 }
 
 impl Default for MonitorFileConfig {
@@ -57,6 +61,7 @@ impl Default for MonitorFileConfig {
             max_concurrent: monitor.max_concurrent,
             resync_interval_secs: monitor.resync_interval_secs,
             listen: DEFAULT_LISTEN,
+            logs: LogsConfig::default(),
         }
     }
 }
@@ -70,6 +75,10 @@ impl MonitorFileConfig {
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Self = parse_json(text)?;
         config.monitor_settings().check()?;
+        config
+            .logs
+            .check()
+            .map_err(|e| ConfigError::invalid(format!("logs.{}", e.key), e.reason))?;
         Ok(config)
     }
 

@@ -12,6 +12,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rucat_core::logs::OpenLogError;
 use rucat_core::quota::QuotaKind;
 use rucat_core::{EngineError, EngineState, QuotaExceeded, StoreError, ValidationError};
 use serde::Serialize;
@@ -274,6 +275,19 @@ impl From<EngineError> for ApiError {
             EngineError::QuotaExceeded(quota) => Self::QuotaExceeded(quota),
             EngineError::Forbidden { .. } => Self::Forbidden(err.to_string()),
             EngineError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<OpenLogError> for ApiError {
+    fn from(err: OpenLogError) -> Self {
+        match err {
+            OpenLogError::Engine(engine) => engine.into(),
+            OpenLogError::NoLog(why) => Self::NotFound(why),
+            OpenLogError::Resource(_) | OpenLogError::Archive(_) => {
+                tracing::warn!(error = %err, "engine log unavailable");
+                Self::Unavailable
+            }
         }
     }
 }

@@ -5,8 +5,9 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{HeaderMap, StatusCode, header, request::Parts};
+use rucat_core::logs::{LogRequest, Selection};
 use rucat_core::store::PageQuery;
-use rucat_core::{EngineId, EngineState};
+use rucat_core::{EngineId, EngineState, Timestamp};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
@@ -141,6 +142,114 @@ fn force(query: &str) -> Result<bool, ApiError> {
         };
     }
     Ok(force)
+}
+
+/// The most lines `?tail=` may ask for.
+pub const MAX_TAIL: usize = 1_000_000;
+
+/// The query of `GET /engine/{id}/logs`: `tail` (the last N lines, 0 to
+/// [`MAX_TAIL`]) or `since` (an RFC 3339 time in UTC, or a duration back
+/// from now such as `10m`), `follow` (`true`/`false`) and `attempt` (from
+/// 1). A value that is not acceptable, an unknown parameter or one given
+/// twice is a 422 naming it.
+#[derive(Debug)]
+pub struct LogsQuery(pub LogRequest);
+
+impl<S: Send + Sync> FromRequestParts<S> for LogsQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        logs_query(parts.uri.query().unwrap_or_default(), Timestamp::now()).map(LogsQuery)
+    }
+}
+
+fn logs_query(query: &str, now: Timestamp) -> Result<LogRequest, ApiError> {
+    let mut tail = None;
+    let mut since = None;
+    let mut follow = None;
+    let mut attempt = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match percent_decode(key).as_str() {
+            "tail" => {
+                let lines = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= MAX_TAIL && value.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        invalid(
+                            "tail",
+                            format!("must be a whole number from 0 to {MAX_TAIL}, not {value:?}"),
+                        )
+                    })?;
+                once("tail", &mut tail, lines)?;
+            }
+            "since" => once("since", &mut since, log_time(&value, now)?)?,
+            "follow" => {
+                let on = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(invalid(
+                            "follow",
+                            format!("must be true or false, not {other:?}"),
+                        ));
+                    }
+                };
+                once("follow", &mut follow, on)?;
+            }
+            "attempt" => {
+                let number = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1 && value.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        invalid(
+                            "attempt",
+                            format!("must be an attempt number from 1, not {value:?}"),
+                        )
+                    })?;
+                once("attempt", &mut attempt, number)?;
+            }
+            other => {
+                return Err(invalid(
+                    other,
+                    "unknown parameter; known: tail, since, follow, attempt",
+                ));
+            }
+        }
+    }
+    let selection = match (tail, since) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("since", "give tail or since, not both"));
+        }
+        (Some(lines), None) => Selection::Tail(lines),
+        (None, Some(at)) => Selection::Since(at),
+        (None, None) => Selection::All,
+    };
+    Ok(LogRequest {
+        attempt,
+        selection,
+        follow: follow.unwrap_or(false),
+    })
+}
+
+/// `since`: an RFC 3339 time, or a duration back from `now` (`90s`, `10m`, `2h`).
+fn log_time(value: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
+    if let Some(at) = Timestamp::parse_rfc3339(value) {
+        return Ok(at);
+    }
+    match humantime::parse_duration(value) {
+        Ok(back) => Ok(now.minus(back)),
+        Err(_) => Err(invalid(
+            "since",
+            format!(
+                "must be an RFC 3339 time in UTC (2026-12-01T10:00:00Z) or a duration \
+                 back from now (10m, 2h), not {value:?}"
+            ),
+        )),
+    }
 }
 
 /// How many engines `GET /engines` lists without `limit`.

@@ -10,19 +10,21 @@
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use rucat_core::logs::EngineLogs;
 use rucat_core::store::PageQuery;
 use rucat_core::{
     CreateEngineRequest, EngineChanges, EngineId, EngineInfo, EngineState, Engines, Identity,
 };
 use serde::{Deserialize, Serialize};
+use tokio_util::io::ReaderStream;
 use tracing::{Instrument, Span, info, info_span, warn};
 use utoipa::ToSchema;
 
 use super::audit::ActedOn;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{EnginePath, Force, Json, ListQuery};
+use super::extract::{EnginePath, Force, Json, ListQuery, LogsQuery};
 use crate::gateway::Advertised;
 
 /// `{"id": "<engine id>"}`: the answer to a create, and one entry of a list.
@@ -98,6 +100,68 @@ pub async fn get(
     .instrument(span)
     .await
 }
+
+#[utoipa::path(
+    get,
+    path = "/engine/{id}/logs",
+    operation_id = "getEngineLogs",
+    tag = "engines",
+    summary = "Read an engine's log",
+    description = "The driver log of the engine's latest attempt (or of `attempt`), as plain text: read live while the attempt runs, from the log archive once it ended (kept for the last attempts, and for a while after the engine is deleted). `tail` or `since` pick the last lines or the lines from a time; `follow=true` keeps the response open and streams new lines until the engine's process ends. The engine's secrets are never shown. The `X-Rucat-Log-Attempt` and `X-Rucat-Log-Source` (`live` or `archive`) headers say what was served.",
+    params(
+        ("id" = EngineId, Path, description = "The engine's id"),
+        ("tail" = Option<usize>, Query, description = "Only the last this many lines (0 to 1000000)"),
+        ("since" = Option<String>, Query, description = "Only the lines logged from this time: RFC 3339 in UTC (`2026-12-01T10:00:00Z`) or a duration back from now (`10m`); not with `tail`"),
+        ("follow" = Option<bool>, Query, description = "Keep streaming new lines until the engine's process ends"),
+        ("attempt" = Option<u32>, Query, description = "Which start of the engine, from 1 (see `attempts` in the engine); the latest by default"),
+    ),
+    responses(
+        (status = 200, description = "The log", content_type = "text/plain", body = String),
+        (status = 400, description = "Not an engine id (`bad_request`)", body = ErrorBody),
+        (status = 404, description = "No such engine, or none the caller may see; or no log (`not_found`, with the reason: not started yet, no such attempt, not kept)", body = ErrorBody),
+        (status = 422, description = "A parameter is not acceptable (`invalid_request`, naming `field`)", body = ErrorBody),
+        (status = 503, description = "The store, the platform or the log archive cannot be reached; retry (`unavailable`)", body = ErrorBody),
+    )
+)]
+pub async fn logs(
+    Extension(who): Extension<Identity>,
+    EnginePath(id): EnginePath,
+    LogsQuery(request): LogsQuery,
+    logs: Option<Extension<EngineLogs>>,
+) -> Result<Response, ApiError> {
+    let Some(Extension(logs)) = logs else {
+        return Err(ApiError::NotFound(
+            "this server keeps no engine logs".to_owned(),
+        ));
+    };
+    let body = logs
+        .open(&who, &id, request)
+        .instrument(engine_span(&id))
+        .await?;
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (LOG_ATTEMPT.clone(), HeaderValue::from(body.attempt)),
+        (
+            LOG_SOURCE.clone(),
+            HeaderValue::from_static(body.source.name()),
+        ),
+    ];
+    let stream = ReaderStream::with_capacity(body.reader, LOG_CHUNK);
+    Ok((headers, axum::body::Body::from_stream(stream)).into_response())
+}
+
+/// Bytes read from a log per chunk of the response.
+const LOG_CHUNK: usize = 64 * 1024;
+static LOG_ATTEMPT: HeaderName = HeaderName::from_static("x-rucat-log-attempt");
+static LOG_SOURCE: HeaderName = HeaderName::from_static("x-rucat-log-source");
 
 /// The engine as users see it. Users connect through the gateway; the
 /// engine's own address is for the gateway alone (and refuses clients

@@ -8,6 +8,7 @@
 //! | `POST /engine/{id}/stop`     | 200, empty body                      |
 //! | `POST /engine/{id}/restart`  | 200, empty body                      |
 //! | `DELETE /engine/{id}`        | 200, empty body                      |
+//! | `GET /engine/{id}/logs`      | 200 `text/plain`, streamed ([`with_logs`]) |
 //!
 //! Every failure is a JSON [`ApiError`]. Every request is bounded in time
 //! ([`with_timeouts`]): a body that stalls gets `408 request_timeout`, an
@@ -30,6 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use rucat_core::Engines;
+use rucat_core::logs::EngineLogs;
 use rucat_monitor::http::{
     RequestLimits, Telemetry, bound_requests, health_router, metrics_router,
 };
@@ -83,6 +85,12 @@ pub fn with_audit(router: Router, audit: Audit) -> Router {
     router.layer(axum::Extension(audit))
 }
 
+/// Serves `GET /engine/{id}/logs` from `logs`; without it, that route
+/// answers 404 (an embedding that keeps no logs).
+pub fn with_logs(router: Router, logs: EngineLogs) -> Router {
+    router.layer(axum::Extension(logs))
+}
+
 /// Makes `router` show a Running engine's endpoint as the gateway's
 /// connection string for it (see [`crate::gateway`]) instead of the
 /// engine's own address.
@@ -115,6 +123,7 @@ fn build(
         )
         .route("/engine/{id}/stop", post(handlers::stop))
         .route("/engine/{id}/restart", post(handlers::restart))
+        .route("/engine/{id}/logs", get(handlers::logs))
         .route("/engines", get(handlers::list))
         .fallback(handlers::not_found)
         // After the routes: it applies to those registered before it.

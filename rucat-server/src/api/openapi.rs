@@ -42,6 +42,7 @@ use super::handlers::{self, EngineRef, EngineUpdate};
         handlers::restart,
         handlers::delete,
         handlers::update,
+        handlers::logs,
         healthz,
         readyz,
         metrics,

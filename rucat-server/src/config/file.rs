@@ -1,7 +1,7 @@
 //! The configuration file, in the original rucat shape (`auth_provider`,
 //! `database`) plus `resource_manager`, `listen`, `data_dir`,
 //! `embedded_monitor`, the embedded monitor's settings (the keys of
-//! `rucat-monitor`'s config), `gateway`, `tls`, `http`, `quotas`, `audit` and `idle`.
+//! `rucat-monitor`'s config), `gateway`, `tls`, `http`, `quotas`, `audit`, `idle` and `logs`.
 //!
 //! Read as `rucat-monitor` reads its own (see [`parse_json`]): errors name
 //! the key path at fault, for the checks made here too.
@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rucat_core::Quotas;
+use rucat_core::logs::LogsConfig;
 use rucat_monitor::ResourceManagerConfig;
 use rucat_monitor::config::{ConfigError, MonitorSettings, parse_json};
 use rucat_store::DatabaseConfig;
@@ -54,6 +55,8 @@ pub struct FileConfig {
     pub audit: AuditConfig,
     /// When idle engines stop, and how they resume.
     pub idle: IdleConfig,
+    /// Where engines' logs are archived, and for how long.
+    pub logs: LogsConfig,
 }
 
 /// `"audit": {...}`: how the audited actions are counted (see
@@ -88,6 +91,7 @@ impl Default for FileConfig {
             quotas: Quotas::default(),
             audit: AuditConfig::default(),
             idle: IdleConfig::default(),
+            logs: LogsConfig::default(),
         }
     }
 }
@@ -172,6 +176,10 @@ pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
     config.monitor_settings().check()?;
     config.http.check()?;
     config.idle.check()?;
+    config
+        .logs
+        .check()
+        .map_err(|e| ConfigError::invalid(format!("logs.{}", e.key), e.reason))?;
     if config
         .data_dir
         .as_ref()

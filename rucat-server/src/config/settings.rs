@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use rucat_core::Quotas;
+use rucat_core::logs::LogsConfig;
 use rucat_monitor::{MonitorSettings, ResourceManagerConfig};
 use rucat_store::DatabaseConfig;
 
@@ -43,6 +44,8 @@ pub struct Settings {
     pub audit: AuditConfig,
     /// When idle engines stop, and how they resume.
     pub idle: IdleConfig,
+    /// Where engines' logs are archived (by default under `data_dir`).
+    pub logs: LogsConfig,
 }
 
 impl Settings {
@@ -88,6 +91,7 @@ pub fn resolve(file: FileConfig, cli: &Cli) -> Settings {
         quotas: file.quotas,
         audit: file.audit,
         idle: file.idle,
+        logs: file.logs,
         data_dir,
     }
 }

@@ -30,6 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncSeekExt;
 use tokio::process::Child;
 use tokio::sync::watch;
 
@@ -37,8 +38,9 @@ use self::process::{Exit, Leader};
 use self::ready::Readiness;
 use self::setup::SparkInstall;
 use self::workdir::{EngineDir, ProcessRecord};
-use super::{ChangeSink, ResourceError, ResourceManager, ResourceStatus};
+use super::{ChangeSink, LiveLog, LogQuery, ResourceError, ResourceManager, ResourceStatus};
 use crate::engine::{EngineId, EngineSpec};
+use crate::logs::{self, Selection};
 
 pub use self::setup::LocalSetupError;
 
@@ -297,7 +299,7 @@ impl LocalResourceManager {
         let exit = exit.map(|e| e.to_string());
         Ok(spark::failure_reason(
             exit.as_deref(),
-            &spark::summarize_log(&log),
+            &crate::logs::reason::summarize_log(&log),
         ))
     }
 
@@ -420,6 +422,43 @@ impl ResourceManager for LocalResourceManager {
     /// accepts connections (or their process ends).
     fn subscribe(&self, sink: ChangeSink) {
         self.readiness.subscribe(sink);
+    }
+
+    /// `engine.log` in the engine's work directory, which holds only the
+    /// current attempt (the directory is removed when the engine stops); a
+    /// follow ends when the engine's process does.
+    async fn log(&self, id: &EngineId, query: LogQuery) -> Result<Option<LiveLog>, ResourceError> {
+        let dir = self.dir(id);
+        let mut file = match tokio::fs::File::open(dir.log_file()).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable("cannot open the engine's log")(e)),
+        };
+        let start = match query.selection {
+            Selection::All => Ok(0),
+            Selection::Tail(lines) => logs::tail_start(&mut file, lines).await,
+            Selection::Since(at) => logs::since_start(&mut file, at).await,
+        };
+        let read_error = unavailable("cannot read the engine's log");
+        let start = start.map_err(read_error)?;
+        file.seek(io::SeekFrom::Start(start))
+            .await
+            .map_err(unavailable("cannot read the engine's log"))?;
+        if !query.follow {
+            return Ok(Some(Box::pin(file)));
+        }
+        let pid = self.recorded_pid_for_delete(&dir).await?;
+        let marker = dir.marker();
+        let ended = move || {
+            let marker = marker.clone();
+            async move {
+                match pid {
+                    Some(pid) => process::leader(pid, &marker).await != Leader::Ours,
+                    None => true,
+                }
+            }
+        };
+        Ok(Some(logs::follow::follow(file, ended)))
     }
 }
 
