@@ -6,6 +6,7 @@
 //! [`status`] (pod → engine status, pure), [`cache`] (a watch-fed cache of the
 //! driver pods, so `status` costs no API call, current or known not to be),
 //! [`backoff`] (how soon the watch retries), [`agent`] (rucat's User-Agent),
+//! [`logs`] (the driver's log: requests, answers, failure reasons, pure),
 //! [`manager`] (the `ResourceManager` over the Kubernetes API) and [`rbac`]
 //! (the access it needs).
 
@@ -14,6 +15,7 @@ pub mod backoff;
 pub mod build;
 pub mod cache;
 pub mod config;
+pub mod logs;
 pub mod manager;
 pub mod names;
 pub mod rbac;

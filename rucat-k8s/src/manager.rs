@@ -1,15 +1,17 @@
 //! The [`ResourceManager`] over the Kubernetes API: create the driver pod, the
 //! Secret with its token and its service, read status from the [`DriverPods`] cache (answering
-//! Unavailable while it is not current), delete.
+//! Unavailable while it is not current), read the driver's log (see [`crate::logs`]), delete.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::AsyncReadExt;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
+use rucat_core::resource::{LiveLog, LogQuery};
 use rucat_core::{
     ChangeSink, EngineId, EngineSpec, ResourceError, ResourceManager, ResourceStatus,
 };
@@ -18,12 +20,16 @@ use tracing::{info, warn};
 use crate::cache::DriverPods;
 use crate::config::KubernetesConfig;
 use crate::names;
-use crate::{agent, build, status};
+use crate::{agent, build, logs, status};
 
 /// How long a pod this process created may be missing from the cache (the
 /// watch event may lag the create response) before it counts as gone. Only
 /// until the cache first shows it: from then on, absence means gone.
 const CREATE_GRACE: Duration = Duration::from_secs(30);
+
+/// How long reading a failed driver's log for its failure reason may take;
+/// past it the reason is the pod status's alone.
+const REASON_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct KubernetesResourceManager {
     pods: Api<Pod>,
@@ -33,6 +39,9 @@ pub struct KubernetesResourceManager {
     cache: DriverPods,
     /// Engines this process created recently, see [`CREATE_GRACE`].
     created: Mutex<HashMap<EngineId, Instant>>,
+    /// The failure reason of each failed driver pod whose log was read, by
+    /// pod uid, so its log is read once however often its status is asked.
+    failure_reasons: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +69,7 @@ impl KubernetesResourceManager {
             config,
             cache,
             created: Mutex::default(),
+            failure_reasons: Mutex::default(),
         }
     }
 
@@ -172,6 +182,13 @@ impl ResourceManager for KubernetesResourceManager {
                     ),
                 });
             }
+            if let ResourceStatus::Failed { reason } = &found
+                && logs::log_explains_failure(&pod)
+            {
+                return Ok(ResourceStatus::Failed {
+                    reason: self.reason_with_log(id, &pod, reason).await,
+                });
+            }
             return Ok(found);
         }
         let mut created = self.created();
@@ -223,6 +240,31 @@ impl ResourceManager for KubernetesResourceManager {
         Ok(())
     }
 
+    async fn log(&self, id: &EngineId, query: LogQuery) -> Result<Option<LiveLog>, ResourceError> {
+        let name = names::object_name(id);
+        // For a pod no node has taken yet the API server answers with an
+        // empty log, but there is none yet. The cache shows most pods
+        // scheduled; only when it does not (it may lag) is the pod read.
+        let scheduled = |pod: &Pod| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .is_some_and(|node| !node.is_empty())
+        };
+        if !self.cache.get(&name).is_some_and(|pod| scheduled(&pod)) {
+            match self.pods.get_opt(&name).await {
+                Ok(Some(pod)) if scheduled(&pod) => {}
+                Ok(_) => return Ok(None),
+                Err(err) => return Err(classify(err, "read the driver pod")),
+            }
+        }
+        match self.pods.log_stream(&name, &logs::params(&query)).await {
+            Ok(stream) => Ok(Some(Box::pin(logs::TokioRead::new(stream)))),
+            Err(err) if logs::means_no_log(&err) => Ok(None),
+            Err(err) => Err(classify(err, "read the driver pod's log")),
+        }
+    }
+
     fn subscribe(&self, sink: ChangeSink) {
         self.cache.subscribe(sink);
     }
@@ -238,6 +280,64 @@ impl ResourceManager for KubernetesResourceManager {
 }
 
 impl KubernetesResourceManager {
+    /// `reason` with the relevant lines of the failed driver's log, read
+    /// once per pod (see `failure_reasons`). If the log cannot be read now,
+    /// `reason` alone, and a later call tries again.
+    async fn reason_with_log(&self, id: &EngineId, pod: &Pod, reason: &str) -> String {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return reason.to_owned();
+        };
+        if let Some(known) = self.failure_reasons().get(&uid) {
+            return known.clone();
+        }
+        let name = names::object_name(id);
+        let read = async {
+            let stream = self.pods.log_stream(&name, &logs::reason_params()).await?;
+            let mut tail = Vec::new();
+            // limitBytes bounds what the server sends; this bounds what is
+            // kept if it sends more.
+            let bound = u64::try_from(logs::REASON_TAIL_BYTES).unwrap_or(u64::MAX);
+            stream
+                .take(bound)
+                .read_to_end(&mut tail)
+                .await
+                .map_err(kube::Error::ReadEvents)?;
+            Ok::<_, kube::Error>(tail)
+        };
+        let full = match tokio::time::timeout(REASON_READ_TIMEOUT, read).await {
+            Ok(Ok(tail)) => {
+                let tail = String::from_utf8_lossy(&tail);
+                logs::with_log(reason, &rucat_core::logs::reason::summarize_log(&tail))
+            }
+            Ok(Err(err)) if logs::means_no_log(&err) => reason.to_owned(),
+            Ok(Err(err)) => {
+                warn!(%err, engine = %id, "cannot read the failed driver's log for its failure reason");
+                return reason.to_owned();
+            }
+            Err(_) => {
+                warn!(engine = %id, "reading the failed driver's log for its failure reason timed out");
+                return reason.to_owned();
+            }
+        };
+        // Forget the pods that are gone, then remember this one.
+        let live: std::collections::HashSet<String> = self
+            .cache
+            .all()
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+        let mut known = self.failure_reasons();
+        known.retain(|uid, _| live.contains(uid));
+        known.insert(uid, full.clone());
+        full
+    }
+
+    fn failure_reasons(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.failure_reasons
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn stuck_terminating(&self, pod: &Pod) -> bool {
         status::stuck_terminating(
             pod,

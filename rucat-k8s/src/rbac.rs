@@ -17,6 +17,13 @@ pub const PERMISSIONS: &[Permission] = &[
         resource: "pods",
         verbs: &["get", "list", "watch", "create", "delete"],
     },
+    // The driver's log: read while it runs, archived before its pod is
+    // deleted, quoted in the failure reason of a driver that exits with an
+    // error.
+    Permission {
+        resource: "pods/log",
+        verbs: &["get"],
+    },
     // The headless service in front of each driver.
     Permission {
         resource: "services",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::Api;
 use kube::api::PostParams;
+use rucat_core::resource::LogQuery;
 use rucat_core::{
     CreateEngineRequest, EngineId, EngineState, EngineToken, ResourceError, ResourceManager,
     ResourceStatus,
@@ -387,13 +388,30 @@ async fn the_calls_need_exactly_the_listed_permissions() {
     ) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The monitor reads the log before it deletes.
+    let mut log = resources
+        .log(&spec.id, LogQuery::WHOLE)
+        .await
+        .unwrap()
+        .expect("a running driver has a log");
+    tokio::io::copy(&mut log, &mut tokio::io::sink())
+        .await
+        .unwrap();
     resources.delete(&spec.id).await.unwrap();
 
+    // As RBAC names them: a subresource is `resource/subresource`.
     let used: BTreeSet<(String, String)> = api
         .calls()
         .iter()
         .filter(|c| c.user_agent.as_deref() == Some(rucat_k8s::agent::USER_AGENT))
-        .filter_map(|c| Some((c.resource?.plural().to_owned(), c.verb.rbac()?.to_owned())))
+        .filter_map(|c| {
+            let resource = c.resource?.plural();
+            let resource = match &c.subresource {
+                Some(sub) => format!("{resource}/{sub}"),
+                None => resource.to_owned(),
+            };
+            Some((resource, c.verb.rbac()?.to_owned()))
+        })
         .collect();
     let listed: BTreeSet<(String, String)> = rucat_k8s::rbac::PERMISSIONS
         .iter()

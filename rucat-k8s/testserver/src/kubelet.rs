@@ -10,10 +10,12 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use crate::TestServer;
 use crate::ids;
+use crate::logs::LogLine;
 use crate::resource::Resource;
 use crate::shared::Shared;
 use crate::status::ApiError;
@@ -295,6 +297,46 @@ impl TestServer {
                 pod["status"] = status;
             })
         })
+    }
+
+    /// `container` of the pod writes `lines`, stamped now, to its log
+    /// (served by `GET .../pods/{name}/log`; open follows get them at
+    /// once). The pod must exist and have that container (404, 400). Like a
+    /// real kubelet's, the log goes when the pod is removed, not when it is
+    /// marked for deletion.
+    pub fn append_pod_log(
+        &self,
+        namespace: &str,
+        name: &str,
+        container: &str,
+        lines: &[&str],
+    ) -> Result<(), ApiError> {
+        self.append_pod_log_at(namespace, name, container, Timestamp::now(), lines)
+    }
+
+    /// [`Self::append_pod_log`] with the lines stamped `at` (what
+    /// `sinceTime` compares with). A log is in time order: a time earlier
+    /// than the log's last line is taken as that line's.
+    pub fn append_pod_log_at(
+        &self,
+        namespace: &str,
+        name: &str,
+        container: &str,
+        at: Timestamp,
+        lines: &[&str],
+    ) -> Result<(), ApiError> {
+        let key = Key::new(Resource::Pods, namespace, name);
+        let lines = lines.iter().flat_map(|text| {
+            // One appended string with newlines is several lines.
+            text.split('\n').map(move |line| LogLine {
+                time: at,
+                text: line.to_owned(),
+            })
+        });
+        self.shared
+            .write(|s| s.append_log(&key, container, lines))?;
+        self.shared.log_written();
+        Ok(())
     }
 
     /// Confirms that a gracefully deleted pod's containers have stopped

@@ -21,7 +21,8 @@
 //! ```
 //!
 //! Beyond the API, the [`TestServer`] handle plays the kubelet
-//! ([`TestServer::set_pod_running`] and friends, and graceful deletions
+//! ([`TestServer::set_pod_running`] and friends, container logs with
+//! [`TestServer::append_pod_log`], and graceful deletions
 //! that end with their grace period:
 //! [`TestServer::set_kubelet_ends_grace_periods`]), injects faults
 //! ([`TestServer::set_unavailable`], [`TestServer::compact`],
@@ -31,7 +32,12 @@
 //!
 //! # What is emulated
 //!
-//! - Paths `/api/v1/namespaces/{ns}/{resource}[/{name}[/status]]`, the
+//! - Paths `/api/v1/namespaces/{ns}/{resource}[/{name}[/status]]`,
+//!   `/api/v1/namespaces/{ns}/pods/{name}/log` (see the `logs` module:
+//!   `container`, `tailLines`, `sinceTime`, `sinceSeconds`, `limitBytes`,
+//!   `timestamps`, `follow`; 404 for an unknown pod, the kubelet's 400 for
+//!   a container that has not started, an empty log for an unscheduled
+//!   pod; the log of a pod being deleted is served until it is removed), the
 //!   all-namespace lists `/api/v1/{resource}`, the legacy
 //!   `/api/v1/watch/...` form, `/version`, and discovery (`/api`,
 //!   `/api/v1`, `/apis`). Anything else: 404 (405 for a wrong method), with
@@ -90,8 +96,9 @@
 //!
 //! - Only core/v1 pods, services, configmaps and secrets; every namespace
 //!   exists implicitly; no auth, RBAC, admission webhooks, quotas, events,
-//!   `managedFields`, `generation`, or other subresources (`log`, `exec`,
-//!   `binding`, `eviction`).
+//!   `managedFields`, `generation`, or other subresources (`exec`,
+//!   `binding`, `eviction`); logs have no `previous` (the harness never
+//!   restarts a container) and no rotation.
 //! - Only a subset of validation and defaulting (above); YAML and protobuf
 //!   bodies are refused (kube sends JSON).
 //! - Server-side apply is approximated as create-or-strategic-merge with
@@ -115,6 +122,7 @@ mod calls;
 mod defaults;
 mod ids;
 mod kubelet;
+mod logs;
 mod object;
 mod patch;
 mod query;

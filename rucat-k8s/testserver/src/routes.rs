@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::calls::{Call, Verb};
+use crate::logs;
 use crate::query::Query;
 use crate::resource::Resource;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -49,6 +50,11 @@ enum Target {
         namespace: String,
         name: String,
         status: bool,
+    },
+    /// `/api/v1/namespaces/{ns}/pods/{name}/log`.
+    PodLog {
+        namespace: String,
+        name: String,
     },
     Unknown,
 }
@@ -91,6 +97,10 @@ fn parse_target(path: &str) -> Target {
             },
             None => Target::Unknown,
         },
+        ["namespaces", ns, "pods", name, "log"] if !watch_path => Target::PodLog {
+            namespace: (*ns).to_owned(),
+            name: (*name).to_owned(),
+        },
         ["namespaces", ns, plural, name, "status"] if !watch_path => match resource(plural) {
             Some(resource) if resource.has_status() => Target::Object {
                 resource,
@@ -113,7 +123,7 @@ fn verb_of(method: &Method, target: &Target, query: &Query) -> Verb {
         (Target::Collection { .. }, &Method::GET) => Verb::List,
         (Target::Collection { .. }, &Method::POST) => Verb::Create,
         (Target::Collection { .. }, &Method::DELETE) => Verb::DeleteCollection,
-        (Target::Object { .. }, &Method::GET) => Verb::Get,
+        (Target::Object { .. } | Target::PodLog { .. }, &Method::GET) => Verb::Get,
         (Target::Object { .. }, &Method::PUT) => Verb::Update,
         (Target::Object { .. }, &Method::PATCH) => Verb::Patch,
         (Target::Object { status: false, .. }, &Method::DELETE) => Verb::Delete,
@@ -138,6 +148,12 @@ fn call_for(parts: &Parts, target: &Target, verb: Verb) -> Call {
             Some(namespace.clone()),
             Some(name.clone()),
             status.then(|| "status".to_owned()),
+        ),
+        Target::PodLog { namespace, name } => (
+            Some(Resource::Pods),
+            Some(namespace.clone()),
+            Some(name.clone()),
+            Some("log".to_owned()),
         ),
         _ => (None, None, None, None),
     };
@@ -314,9 +330,14 @@ async fn dispatch(
             };
             Ok(json_response(200, &present(&object, metadata_only)))
         }
-        Target::Version | Target::ApiVersions | Target::CoreResources | Target::ApiGroups => {
-            Err(ApiError::method_not_allowed())
+        Target::PodLog { namespace, name } if verb == Verb::Get => {
+            logs::respond(shared, &namespace, &name, query)
         }
+        Target::Version
+        | Target::ApiVersions
+        | Target::CoreResources
+        | Target::ApiGroups
+        | Target::PodLog { .. } => Err(ApiError::method_not_allowed()),
     }
 }
 
@@ -675,6 +696,15 @@ fn core_resources() -> Value {
             "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
             "shortNames": r.short_names(),
         }));
+        if r == Resource::Pods {
+            resources.push(json!({
+                "name": "pods/log",
+                "singularName": "",
+                "namespaced": true,
+                "kind": "Pod",
+                "verbs": ["get"],
+            }));
+        }
         if r.has_status() {
             resources.push(json!({
                 "name": format!("{}/status", r.plural()),
@@ -726,6 +756,13 @@ mod tests {
         );
         assert_eq!(
             parse_target("/api/v1/namespaces/ns/pods/p/log"),
+            Target::PodLog {
+                namespace: "ns".into(),
+                name: "p".into()
+            }
+        );
+        assert_eq!(
+            parse_target("/api/v1/namespaces/ns/services/s/log"),
             Target::Unknown
         );
         assert_eq!(

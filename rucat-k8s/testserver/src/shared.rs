@@ -16,6 +16,9 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     /// The newest resourceVersion; watch streams wait on it.
     rv_tx: watch::Sender<u64>,
+    /// Bumped whenever the kubelet harness appends log lines; follow
+    /// streams wait on it (and on `rv_tx`, for their container's end).
+    log_tx: watch::Sender<u64>,
     /// Bumped to end every open watch stream (unavailability, shutdown,
     /// or a test's explicit request).
     close_tx: watch::Sender<u64>,
@@ -40,6 +43,7 @@ impl Shared {
         Self {
             store: Mutex::new(Store::new(retention)),
             rv_tx: watch::Sender::new(0),
+            log_tx: watch::Sender::new(0),
             close_tx: watch::Sender::new(0),
             unavailable: AtomicBool::new(false),
             calls: Mutex::new(Vec::new()),
@@ -79,7 +83,28 @@ impl Shared {
         (self.rv_tx.subscribe(), self.close_tx.subscribe())
     }
 
-    /// Ends every open watch stream.
+    /// Receivers for "the resourceVersion moved", "log lines were
+    /// appended" and "close now".
+    pub(crate) fn subscribe_logs(
+        &self,
+    ) -> (
+        watch::Receiver<u64>,
+        watch::Receiver<u64>,
+        watch::Receiver<u64>,
+    ) {
+        (
+            self.rv_tx.subscribe(),
+            self.log_tx.subscribe(),
+            self.close_tx.subscribe(),
+        )
+    }
+
+    /// Wakes the follow streams after log lines were appended.
+    pub(crate) fn log_written(&self) {
+        self.log_tx.send_modify(|generation| *generation += 1);
+    }
+
+    /// Ends every open watch stream (and log follow).
     pub(crate) fn close_watches(&self) {
         self.close_tx.send_modify(|generation| *generation += 1);
     }

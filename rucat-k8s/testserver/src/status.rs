@@ -241,6 +241,26 @@ impl ApiError {
         )
     }
 
+    /// 422 for invalid `PodLogOptions` (a negative `tailLines`, …).
+    pub(crate) fn invalid_pod_log_options(pod: &str, causes: Vec<FieldError>) -> Self {
+        let rendered: Vec<String> = causes.iter().map(FieldError::rendered).collect();
+        let list = if rendered.len() == 1 {
+            rendered.join("")
+        } else {
+            format!("[{}]", rendered.join(", "))
+        };
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|c| json!({ "reason": c.reason, "message": c.detail, "field": c.field }))
+            .collect();
+        Self::new(
+            422,
+            "Invalid",
+            format!("PodLogOptions {pod:?} is invalid: {list}"),
+            Some(json!({ "name": pod, "kind": "PodLogOptions", "causes": causes })),
+        )
+    }
+
     /// 400, e.g. malformed JSON or a selector that does not parse.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message, None)

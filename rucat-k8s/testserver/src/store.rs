@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::defaults;
 use crate::ids;
+use crate::logs::{LogLine, PodLogs};
 use crate::object::{
     OwnerRef, finalizers, is_deleting, meta_mut, meta_str, owner_refs, remove_owner_refs,
     set_resource_version,
@@ -134,6 +135,8 @@ pub(crate) struct Store {
     pub(crate) kubelet_ends_grace_periods: bool,
     next_service_ip: u32,
     next_pod_ip: u32,
+    /// What each pod's containers wrote; removed with the pod.
+    logs: BTreeMap<Key, PodLogs>,
 }
 
 /// Fills in or checks `apiVersion`, `kind` and `metadata.namespace` of a
@@ -243,6 +246,7 @@ impl Store {
             kubelet_ends_grace_periods: false,
             next_service_ip: 10,
             next_pod_ip: 10,
+            logs: BTreeMap::new(),
         }
     }
 
@@ -336,6 +340,7 @@ impl Store {
     fn remove(&mut self, key: &Key) -> Option<Value> {
         let prev = self.objects.remove(key)?;
         self.awaiting_kubelet.remove(key);
+        self.logs.remove(key);
         self.rv += 1;
         let mut object = prev.clone();
         set_resource_version(&mut object, self.rv);
@@ -767,6 +772,52 @@ impl Store {
             self.finish_deletion_if_released(&key);
         }
         self.collect_garbage();
+    }
+
+    /// The lines `container` of the pod at `key` wrote (none if it wrote
+    /// none, or there is no such pod).
+    pub(crate) fn log_lines(&self, key: &Key, container: &str) -> &[LogLine] {
+        self.logs
+            .get(key)
+            .and_then(|pod| pod.get(container))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The kubelet harness: `container` of the pod at `key` writes `lines`.
+    /// The pod must exist and have that container; lines are kept in time
+    /// order (a line stamped earlier than the last is stamped with the
+    /// last's time, as a log file's order is its time order).
+    pub(crate) fn append_log(
+        &mut self,
+        key: &Key,
+        container: &str,
+        lines: impl IntoIterator<Item = LogLine>,
+    ) -> Result<(), ApiError> {
+        let pod = self.current(key)?;
+        let has_container = pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["name"] == container);
+        if !has_container {
+            return Err(ApiError::bad_request(format!(
+                "container {container} is not valid for pod {}",
+                key.name
+            )));
+        }
+        let written = self
+            .logs
+            .entry(key.clone())
+            .or_default()
+            .entry(container.to_owned())
+            .or_default();
+        for mut line in lines {
+            if let Some(last) = written.last() {
+                line.time = line.time.max(last.time);
+            }
+            written.push(line);
+        }
+        Ok(())
     }
 
     /// The scheduler's binding: sets `spec.nodeName` and the PodScheduled
