@@ -6,9 +6,11 @@
 //! to know which database it talks to.
 
 pub mod config;
+pub mod logs;
 pub mod sqlite;
 pub mod surreal;
 
 pub use config::{DatabaseConfig, OpenStoreError, open_store};
+pub use logs::{LogArchiveSetupError, S3LogArchive, open_log_archive};
 pub use sqlite::{OpenFailure, SqliteOpenError, SqliteStore};
 pub use surreal::{SurrealConfig, SurrealCredentials, SurrealOpenError, SurrealStore};
