@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use crate::engine::{EngineId, EngineRecord};
 use crate::identity::Identity;
 use crate::idle::{IdlePolicy, StopReason};
-use crate::logs::LogArchive;
+use crate::logs::{LogArchive, Tombstone};
 use crate::metrics::MonitorMetrics;
 use crate::quota::{Limits, QuotaExceeded, Quotas, counts_as_running};
 use crate::request::{CreateEngineRequest, ValidationError, validate_groups};
@@ -326,23 +326,29 @@ impl Engines {
     /// Forgets the engine. Allowed only where it holds no resources
     /// (`WaitToStart`, `Terminated`, `ErrorClean`): a running engine is stopped first.
     pub async fn delete(&self, id: &EngineId) -> Result<(), EngineError> {
-        self.act(Caller::System, id, Event::Delete).await?;
-        self.logs_deleted(id).await;
-        Ok(())
+        self.delete_for(Caller::System, id).await
     }
 
     pub async fn delete_as(&self, who: &Identity, id: &EngineId) -> Result<(), EngineError> {
-        self.act(Caller::As(who), id, Event::Delete).await?;
-        self.logs_deleted(id).await;
+        self.delete_for(Caller::As(who), id).await
+    }
+
+    async fn delete_for(&self, who: Caller<'_>, id: &EngineId) -> Result<(), EngineError> {
+        // Read first for the log archive's tombstone: who owned the engine
+        // is what decides who may read its logs once it is gone.
+        let record = self.visible(who, id).await?;
+        self.act(who, id, Event::Delete).await?;
+        self.logs_deleted(&record).await;
         Ok(())
     }
 
     /// Starts the deleted engine's logs' retention time. A failure leaves
     /// them in the archive (the deletion stands), so it is only logged.
-    async fn logs_deleted(&self, id: &EngineId) {
+    async fn logs_deleted(&self, record: &EngineRecord) {
         if let Some(archive) = &self.logs {
-            if let Err(err) = archive.engine_deleted(id, Timestamp::now()).await {
-                tracing::warn!(engine = %id, %err, "cannot record the deletion in the log archive; its logs stay until removed by hand");
+            let tombstone = Tombstone::of(record, Timestamp::now());
+            if let Err(err) = archive.engine_deleted(record.id(), &tombstone).await {
+                tracing::warn!(engine = %record.id(), %err, "cannot record the deletion in the log archive; its logs stay until removed by hand");
             }
         }
     }
@@ -379,7 +385,7 @@ impl Engines {
                 Ok((Some(Write::Delete), record.clone()))
             })
             .await?;
-        self.logs_deleted(id).await;
+        self.logs_deleted(&deleted).await;
         Ok(deleted)
     }
 

@@ -72,7 +72,14 @@ impl Identity {
     /// Whether this identity may see `record` (and so stop, restart or
     /// delete it). Everyone else is told it does not exist.
     pub fn may_see(&self, record: &EngineRecord) -> bool {
-        self.is_admin() || self.owns(record) || self.shares(record)
+        self.may_see_owned(record.owner.as_deref(), &record.share_with_groups)
+    }
+
+    /// [`Self::may_see`] for an engine owned by `owner` and shared with
+    /// `groups`: a deleted engine's logs keep the rule (see
+    /// [`crate::logs::Tombstone`]).
+    pub fn may_see_owned(&self, owner: Option<&str>, groups: &BTreeSet<String>) -> bool {
+        self.is_admin() || owner == Some(self.name.as_str()) || !groups.is_disjoint(&self.groups)
     }
 
     /// Whether this identity may change whom `record` is shared with.
@@ -82,10 +89,6 @@ impl Identity {
 
     fn owns(&self, record: &EngineRecord) -> bool {
         record.owner.as_deref() == Some(self.name.as_str())
-    }
-
-    fn shares(&self, record: &EngineRecord) -> bool {
-        !record.share_with_groups.is_disjoint(&self.groups)
     }
 
     /// What a [`crate::store::PageQuery`] must keep to list only what this

@@ -243,8 +243,14 @@ async fn logs_are_read_live_followed_archived_per_attempt_and_removed_after_dele
         .collect();
     assert_eq!(attempts, [1, 2]);
     setup.engines.delete(&id).await.unwrap();
-    assert!(setup.archive.deleted_at(&id).await.unwrap().is_some());
+    assert!(setup.archive.tombstone(&id).await.unwrap().is_some());
     assert_eq!(setup.archive.attempts(&id).await.unwrap().len(), 2);
+    // Still served, from the archive, to whoever could see the engine.
+    let (source, attempt, after) = setup.read(&id, whole(Some(1))).await;
+    assert_eq!((source, attempt), (Source::Archive, 1));
+    assert_eq!(after, first);
+    let (_, attempt, _) = setup.read(&id, whole(None)).await;
+    assert_eq!(attempt, 2, "the latest kept");
     let report = setup
         .archive
         .sweep(Timestamp::now().plus(Duration::from_secs(1)))

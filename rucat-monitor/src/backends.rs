@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rucat_core::ResourceManager;
-use rucat_core::logs::{ArchiveConfig, FsLogArchive, LogArchive, LogsConfig};
+use rucat_core::logs::{LogArchive, LogsConfig};
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager};
 use rucat_core::resource::marker::{MarkerConfig, MarkerResourceManager};
 use rucat_k8s::{KubernetesConfig, KubernetesResourceManager};
@@ -46,8 +46,8 @@ pub enum BackendError {
     Kubernetes(#[from] rucat_k8s::KubernetesSetupError),
     #[error("resource_manager.Markers: {0}")]
     Markers(#[from] rucat_core::resource::marker::MarkerSetupError),
-    #[error("logs.archive: {0}")]
-    LogArchive(String),
+    #[error(transparent)]
+    LogArchive(#[from] rucat_store::LogArchiveSetupError),
 }
 
 pub async fn build_resource_manager(
@@ -72,12 +72,8 @@ pub fn build_log_archive(
     config: &LogsConfig,
     data_dir: &Path,
 ) -> Result<Arc<dyn LogArchive>, BackendError> {
-    match config.archive_or_default(data_dir) {
-        ArchiveConfig::Filesystem { dir } => {
-            Ok(Arc::new(FsLogArchive::new(dir, config.retention())))
-        }
-        ArchiveConfig::S3(_) => Err(BackendError::LogArchive(
-            "S3 is not available in this build".to_owned(),
-        )),
-    }
+    Ok(rucat_store::open_log_archive(
+        &config.archive_or_default(data_dir),
+        config.retention(),
+    )?)
 }

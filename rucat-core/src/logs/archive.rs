@@ -4,6 +4,7 @@
 //! (ranged reads on an object store), and whole engines' logs are listed and
 //! removed. No appends and no partial rewrites.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
@@ -11,7 +12,9 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncSeek};
 
 use super::LogError;
-use crate::engine::EngineId;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{EngineId, EngineRecord};
 use crate::time::Timestamp;
 
 /// A reader over an archived log: seekable, so a reader can start at the
@@ -53,6 +56,53 @@ pub struct ArchiveReport {
     pub removed: Vec<u32>,
 }
 
+/// What an archive keeps of a deleted engine: when it was deleted (for
+/// retention) and whom it belonged to, so that the users who could see the
+/// engine (see [`crate::Identity::may_see_owned`]) can still read its logs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub deleted_at: Timestamp,
+    /// `None`: an engine without owner, whose logs only admins read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub share_with_groups: BTreeSet<String>,
+}
+
+impl Tombstone {
+    /// The tombstone of `record`, deleted at `at`.
+    pub fn of(record: &EngineRecord, at: Timestamp) -> Self {
+        Self {
+            deleted_at: at,
+            owner: record.owner.clone(),
+            share_with_groups: record.share_with_groups.clone(),
+        }
+    }
+
+    /// Reads what [`Tombstone::to_bytes`] wrote. An earlier archive wrote
+    /// only the time in Unix milliseconds: that engine had no owner.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if let Ok(tombstone) = serde_json::from_slice(bytes) {
+            return Some(tombstone);
+        }
+        let millis = std::str::from_utf8(bytes)
+            .ok()?
+            .trim()
+            .parse::<i64>()
+            .ok()?;
+        Some(Self {
+            deleted_at: Timestamp::from_millis(millis),
+            owner: None,
+            share_with_groups: BTreeSet::new(),
+        })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A struct of strings and a timestamp always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// What [`LogArchive::sweep`] removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweepReport {
@@ -92,14 +142,18 @@ pub trait LogArchive: Send + Sync {
     /// An engine's archived attempts, oldest first; empty if none.
     async fn attempts(&self, engine: &EngineId) -> Result<Vec<ArchivedAttempt>, LogError>;
 
-    /// Records, durably, that the engine was deleted at `at`: its logs stay
-    /// readable until a [`sweep`](LogArchive::sweep) at least
-    /// [`deleted_engine_ttl`](super::Retention::deleted_engine_ttl) later.
-    /// Recording it again keeps the first time.
-    async fn engine_deleted(&self, engine: &EngineId, at: Timestamp) -> Result<(), LogError>;
+    /// Records, durably, that the engine was deleted, with who may still
+    /// read its logs: they stay readable until a [`sweep`](LogArchive::sweep)
+    /// at least [`deleted_engine_ttl`](super::Retention::deleted_engine_ttl)
+    /// after [`Tombstone::deleted_at`]. Recording it again keeps the first.
+    async fn engine_deleted(
+        &self,
+        engine: &EngineId,
+        tombstone: &Tombstone,
+    ) -> Result<(), LogError>;
 
-    /// When the engine was recorded deleted, if it was.
-    async fn deleted_at(&self, engine: &EngineId) -> Result<Option<Timestamp>, LogError>;
+    /// The engine's tombstone, if it was recorded deleted.
+    async fn tombstone(&self, engine: &EngineId) -> Result<Option<Tombstone>, LogError>;
 
     /// Applies retention as of `now`: removes deleted engines' logs past
     /// their time, attempts beyond the last K, and leftovers of interrupted

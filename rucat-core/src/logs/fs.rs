@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use tokio::fs;
 use tokio::io::AsyncWriteExt;
 
-use super::archive::{ArchiveReport, ArchivedAttempt, LogArchive, LogFile, SweepReport};
+use super::archive::{ArchiveReport, ArchivedAttempt, LogArchive, LogFile, SweepReport, Tombstone};
 use super::{LogError, Retention, cap};
 use crate::engine::EngineId;
 use crate::time::Timestamp;
@@ -151,8 +151,8 @@ impl FsLogArchive {
         report: &mut SweepReport,
     ) -> Result<(), LogError> {
         let engine_dir = self.engine_dir(engine);
-        if let Some(deleted) = self.deleted_at(engine).await? {
-            if now >= deleted.plus(self.retention.deleted_engine_ttl) {
+        if let Some(tombstone) = self.tombstone(engine).await? {
+            if now >= tombstone.deleted_at.plus(self.retention.deleted_engine_ttl) {
                 match fs::remove_dir_all(&engine_dir).await {
                     Ok(()) => report.engines_removed += 1,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -234,8 +234,12 @@ impl LogArchive for FsLogArchive {
         Self::list(&self.engine_dir(engine)).await
     }
 
-    async fn engine_deleted(&self, engine: &EngineId, at: Timestamp) -> Result<(), LogError> {
-        if self.deleted_at(engine).await?.is_some() {
+    async fn engine_deleted(
+        &self,
+        engine: &EngineId,
+        tombstone: &Tombstone,
+    ) -> Result<(), LogError> {
+        if self.tombstone(engine).await?.is_some() {
             return Ok(());
         }
         // Recorded even with no logs yet: one archived after the deletion
@@ -245,32 +249,36 @@ impl LogArchive for FsLogArchive {
             .await
             .map_err(LogError::io("create", &engine_dir))?;
         let marker = engine_dir.join(DELETED);
-        let text = at.as_millis().to_string();
+        let bytes = tombstone.to_bytes();
         write_atomically(&engine_dir, &marker, |mut temp| async move {
-            temp.write_all(text.as_bytes()).await?;
+            temp.write_all(&bytes).await?;
             Ok((temp, ()))
         })
         .await
     }
 
-    async fn deleted_at(&self, engine: &EngineId) -> Result<Option<Timestamp>, LogError> {
+    async fn tombstone(&self, engine: &EngineId) -> Result<Option<Tombstone>, LogError> {
         let marker = self.engine_dir(engine).join(DELETED);
-        let text = match fs::read_to_string(&marker).await {
-            Ok(text) => text,
+        let bytes = match fs::read(&marker).await {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => String::new(),
             Err(e) => return Err(LogError::io("read", marker)(e)),
         };
-        if let Ok(millis) = text.trim().parse::<i64>() {
-            return Ok(Some(Timestamp::from_millis(millis)));
+        if let Some(tombstone) = Tombstone::from_bytes(&bytes) {
+            return Ok(Some(tombstone));
         }
-        // A damaged record still means deleted: from when it was written.
+        // A damaged record still means deleted: from when it was written,
+        // readable by admins only.
         let modified = fs::metadata(&marker)
             .await
             .and_then(|m| m.modified())
             .map_err(LogError::io("inspect", &marker))?;
-        tracing::warn!(marker = %marker.display(), "unreadable deletion time; using the file's");
-        Ok(Some(timestamp_of(modified)))
+        tracing::warn!(marker = %marker.display(), "unreadable deletion record; using the file's time");
+        Ok(Some(Tombstone {
+            deleted_at: timestamp_of(modified),
+            owner: None,
+            share_with_groups: Default::default(),
+        }))
     }
 
     async fn sweep(&self, now: Timestamp) -> Result<SweepReport, LogError> {
@@ -470,7 +478,7 @@ mod tests {
         // No archive directory at all yet.
         assert!(archive.open(&engine, 1).await.unwrap().is_none());
         assert!(archive.attempts(&engine).await.unwrap().is_empty());
-        assert_eq!(archive.deleted_at(&engine).await.unwrap(), None);
+        assert_eq!(archive.tombstone(&engine).await.unwrap(), None);
         assert_eq!(
             archive.sweep(Timestamp::now()).await.unwrap(),
             SweepReport::default()
@@ -600,17 +608,34 @@ mod tests {
         archive.archive(&alive, 1, &log).await.unwrap();
 
         let at = Timestamp::from_millis(1_764_000_000_000);
-        archive.engine_deleted(&deleted, at).await.unwrap();
-        archive.engine_deleted(&never_logged, at).await.unwrap();
-        // Recording it again keeps the first time.
+        let tombstone = |at| Tombstone {
+            deleted_at: at,
+            owner: Some("alice".into()),
+            share_with_groups: ["data".to_owned()].into(),
+        };
         archive
-            .engine_deleted(&deleted, at.plus(3 * DAY))
+            .engine_deleted(&deleted, &tombstone(at))
             .await
             .unwrap();
-        assert_eq!(archive.deleted_at(&deleted).await.unwrap(), Some(at));
+        archive
+            .engine_deleted(&never_logged, &tombstone(at))
+            .await
+            .unwrap();
+        // Recording it again keeps the first time.
+        archive
+            .engine_deleted(&deleted, &tombstone(at.plus(3 * DAY)))
+            .await
+            .unwrap();
+        assert_eq!(
+            archive.tombstone(&deleted).await.unwrap(),
+            Some(tombstone(at))
+        );
         // Durable: another archive on the same directory sees it.
         let reopened = archive_in(tmp.path(), retention);
-        assert_eq!(reopened.deleted_at(&deleted).await.unwrap(), Some(at));
+        assert_eq!(
+            reopened.tombstone(&deleted).await.unwrap(),
+            Some(tombstone(at))
+        );
 
         // Still readable within the time.
         let report = reopened
@@ -626,7 +651,7 @@ mod tests {
         assert_eq!(report.engines_removed, 2);
         assert!(reopened.open(&deleted, 1).await.unwrap().is_none());
         assert!(reopened.attempts(&never_logged).await.unwrap().is_empty());
-        assert_eq!(reopened.deleted_at(&deleted).await.unwrap(), None);
+        assert_eq!(reopened.tombstone(&deleted).await.unwrap(), None);
         assert!(!tmp.path().join("logs").join(deleted.as_str()).exists());
         assert_eq!(read_back(&*reopened, &alive, 1).await.unwrap(), "x\n");
     }
@@ -646,9 +671,11 @@ mod tests {
         std::fs::write(root.join(EngineId::generate().as_str()), "a file").unwrap();
         std::fs::write(root.join(engine.as_str()).join(DELETED), "garbage").unwrap();
 
-        // A damaged deletion record counts from when it was written.
-        let written = archive.deleted_at(&engine).await.unwrap().unwrap();
-        assert!(Timestamp::now().since(written) < Duration::from_secs(60));
+        // A damaged deletion record counts from when it was written, and
+        // gives the logs to admins only.
+        let written = archive.tombstone(&engine).await.unwrap().unwrap();
+        assert!(Timestamp::now().since(written.deleted_at) < Duration::from_secs(60));
+        assert_eq!(written.owner, None);
         let report = archive.sweep(Timestamp::now()).await.unwrap();
         assert_eq!(report, SweepReport::default());
         let report = archive.sweep(Timestamp::now().plus(8 * DAY)).await.unwrap();

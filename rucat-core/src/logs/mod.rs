@@ -18,7 +18,8 @@
 //!   the same trait.
 //! - **Retention** ([`Retention`]). Logs are bounded three ways, so an
 //!   archive cannot grow without end: the last K attempts of an engine are
-//!   kept, a deleted engine's logs are kept for a while ([`LogArchive::engine_deleted`],
+//!   kept, a deleted engine's logs are kept for a while, still readable by whoever could see the engine
+//!   ([`LogArchive::engine_deleted`] with a [`Tombstone`],
 //!   then [`LogArchive::sweep`]), and each attempt keeps at most its last
 //!   `max_bytes_per_attempt` bytes ([`cap`]): the end of a log is where a
 //!   failure is explained.
@@ -46,7 +47,9 @@ pub mod redact;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use archive::{ArchiveReport, ArchivedAttempt, LogArchive, LogFile, LogRead, SweepReport};
+pub use archive::{
+    ArchiveReport, ArchivedAttempt, LogArchive, LogFile, LogRead, SweepReport, Tombstone,
+};
 pub use config::{ArchiveConfig, LogsConfig, LogsConfigError, S3ArchiveConfig};
 pub use fs::FsLogArchive;
 pub use keep::{KeepError, archive_current, sweep_every};

@@ -105,7 +105,11 @@ impl EngineLogs {
         id: &EngineId,
         request: LogRequest,
     ) -> Result<LogBody, OpenLogError> {
-        let record = self.engines.get_as(who, id).await?;
+        let record = match self.engines.get_as(who, id).await {
+            Ok(record) => record,
+            Err(EngineError::NotFound(_)) => return self.open_deleted(who, id, request).await,
+            Err(err) => return Err(err.into()),
+        };
         let attempt = self.attempt(&record, request.attempt).await?;
         let redactor = Redactor::new(record.spec.token.iter().map(|t| t.expose()));
         let under_way = record
@@ -127,6 +131,50 @@ impl EngineLogs {
             )));
         };
         let reader = select(file.reader, request.selection, redactor)
+            .await
+            .map_err(|e| LogError::Backend(format!("cannot read attempt {attempt}'s log: {e}")))?;
+        Ok(LogBody {
+            attempt,
+            source: Source::Archive,
+            reader: Box::pin(reader),
+        })
+    }
+
+    /// A deleted engine's archived logs, for whoever could see the engine,
+    /// until retention removes them; anyone else, as for any unknown
+    /// engine, is told it does not exist.
+    async fn open_deleted(
+        &self,
+        who: &Identity,
+        id: &EngineId,
+        request: LogRequest,
+    ) -> Result<LogBody, OpenLogError> {
+        let not_found = || OpenLogError::Engine(EngineError::NotFound(id.clone()));
+        let Some(tombstone) = self.archive.tombstone(id).await? else {
+            return Err(not_found());
+        };
+        if !who.may_see_owned(tombstone.owner.as_deref(), &tombstone.share_with_groups) {
+            return Err(not_found());
+        }
+        let archived = self.archive.attempts(id).await?;
+        let attempt = match request.attempt {
+            Some(asked) => asked,
+            None => archived.last().map(|a| a.attempt).ok_or_else(|| {
+                OpenLogError::NoLog(format!(
+                    "engine {id} was deleted at {} and none of its logs is kept",
+                    tombstone.deleted_at
+                ))
+            })?,
+        };
+        let Some(file) = self.archive.open(id, attempt).await? else {
+            let kept: Vec<String> = archived.iter().map(|a| a.attempt.to_string()).collect();
+            return Err(OpenLogError::NoLog(format!(
+                "engine {id} was deleted; the logs kept are of attempts [{}]",
+                kept.join(", ")
+            )));
+        };
+        // Archived logs were redacted when they were archived.
+        let reader = select(file.reader, request.selection, Redactor::default())
             .await
             .map_err(|e| LogError::Backend(format!("cannot read attempt {attempt}'s log: {e}")))?;
         Ok(LogBody {
