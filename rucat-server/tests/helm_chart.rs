@@ -217,6 +217,49 @@ fn providers_quotas_audit_and_idle_reach_the_server_config() {
     assert_eq!(server.idle, rucat_server::config::IdleConfig::default());
 }
 
+/// The server and the monitors name the same log archive: the shared
+/// volume's `logs` directory, or the S3 bucket given, whose secret stays in
+/// the Secret; retention passes through.
+#[test]
+fn the_server_and_the_monitors_share_one_log_archive() {
+    use rucat_core::logs::ArchiveConfig;
+    let objects = render(&["logs.keepAttempts=3", "logs.deletedEngineTtlSecs=86400"]);
+    let server = server_config(&objects);
+    let monitor =
+        MonitorFileConfig::parse(config_text(&objects, "monitor.json")).expect("monitor config");
+    assert_eq!(server.logs, monitor.logs);
+    assert_eq!(
+        server.logs.archive,
+        Some(ArchiveConfig::Filesystem {
+            dir: "/var/lib/rucat/logs".into()
+        })
+    );
+    assert_eq!(server.logs.keep_attempts, 3);
+    assert_eq!(server.logs.deleted_engine_ttl_secs, 86400);
+
+    let objects = render(&[
+        "logs.s3.bucket=rucat-logs",
+        "logs.s3.endpoint=http://minio.storage:9000",
+        "logs.s3.allow_http=true",
+        "logs.s3.access_key_id=rucat",
+        "logs.s3.secret_access_key=s3cret-key",
+    ]);
+    let server = server_config(&objects);
+    let monitor =
+        MonitorFileConfig::parse(config_text(&objects, "monitor.json")).expect("monitor config");
+    assert_eq!(server.logs, monitor.logs);
+    match &server.logs.archive {
+        Some(ArchiveConfig::S3(s3)) => {
+            assert_eq!(s3.bucket, "rucat-logs");
+            assert!(s3.allow_http);
+        }
+        other => panic!("{other:?}"),
+    }
+    for object in objects.iter().filter(|o| o["kind"] != "Secret") {
+        assert!(!object.to_string().contains("s3cret-key"));
+    }
+}
+
 /// The server's config as rendered with `sets`.
 fn server_config(objects: &[Value]) -> rucat_server::config::FileConfig {
     rucat_server::config::parse(config_text(objects, "server.json")).expect("server config")

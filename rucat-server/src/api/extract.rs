@@ -407,6 +407,58 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
+    #[test]
+    fn log_queries_pick_a_part_an_attempt_and_follow() {
+        let now = Timestamp::parse_rfc3339("2026-12-01T10:00:00Z").unwrap();
+        let read = |query: &str| logs_query(query, now).unwrap();
+        assert_eq!(
+            read(""),
+            LogRequest {
+                attempt: None,
+                selection: Selection::All,
+                follow: false
+            }
+        );
+        assert_eq!(read("tail=100").selection, Selection::Tail(100));
+        assert_eq!(read("tail=0").selection, Selection::Tail(0));
+        assert_eq!(
+            read("since=2026-12-01T09:00:00Z").selection,
+            Selection::Since(Timestamp::parse_rfc3339("2026-12-01T09:00:00Z").unwrap())
+        );
+        assert_eq!(
+            read("since=10m").selection,
+            Selection::Since(Timestamp::parse_rfc3339("2026-12-01T09:50:00Z").unwrap())
+        );
+        let all = read("follow=true&attempt=3&tail=5");
+        assert_eq!((all.follow, all.attempt), (true, Some(3)));
+    }
+
+    #[test]
+    fn bad_log_queries_name_the_parameter() {
+        let now = Timestamp::now();
+        for (query, field) in [
+            ("tail=-1", "tail"),
+            ("tail=+5", "tail"),
+            ("tail=1000001", "tail"),
+            ("tail=", "tail"),
+            ("since=yesterday", "since"),
+            ("tail=1&since=1m", "since"),
+            ("follow=1", "follow"),
+            ("attempt=0", "attempt"),
+            ("attempt=x", "attempt"),
+            ("tail=1&tail=2", "tail"),
+            ("lines=3", "lines"),
+        ] {
+            match logs_query(query, now).unwrap_err() {
+                ApiError::Unprocessable {
+                    field: Some(named),
+                    message,
+                } => assert_eq!(named, field, "{query}: {message}"),
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+    }
+
     fn refused(query: &str) -> (String, String) {
         match list_query(query).unwrap_err() {
             ApiError::Unprocessable {

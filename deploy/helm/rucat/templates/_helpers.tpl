@@ -51,6 +51,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 }}
 {{- end -}}
 
+{{/* "logs": the same archive for the server, which serves logs, and the
+monitors, which archive them. */}}
+{{- define "rucat.logs" -}}
+"logs": {
+  {{- if .Values.logs.s3.bucket }}
+  "archive": {"S3": {{ .Values.logs.s3 | toJson }}},
+  {{- else }}
+  "archive": {"Filesystem": {"dir": "/var/lib/rucat/logs"}},
+  {{- end }}
+  "keep_attempts": {{ .Values.logs.keepAttempts | int }},
+  "deleted_engine_ttl_secs": {{ .Values.logs.deletedEngineTtlSecs | int64 }},
+  "max_bytes_per_attempt": {{ .Values.logs.maxBytesPerAttempt | int64 }},
+  "sweep_interval_secs": {{ .Values.logs.sweepIntervalSecs | int64 }}
+},
+{{- end -}}
+
 {{/* host:port that users reach the gateway at. */}}
 {{- define "rucat.gatewayAddress" -}}
 {{- if .Values.gateway.advertisedAddress -}}
