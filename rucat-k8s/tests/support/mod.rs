@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rucat_core::logs::LogArchive;
 use rucat_core::store::MemoryStore;
 use rucat_core::{
     CreateEngineRequest, EngineId, EngineRecord, EngineState, Engines, Monitor, MonitorConfig,
@@ -53,6 +54,15 @@ impl Cluster {
         api: TestServer,
         tune: impl FnOnce(&mut MonitorConfig, &mut KubernetesConfig),
     ) -> Self {
+        Self::start_archiving(api, None, tune).await
+    }
+
+    /// [`Self::start_on`], the monitor archiving logs into `archive`.
+    pub async fn start_archiving(
+        api: TestServer,
+        archive: Option<Arc<dyn LogArchive>>,
+        tune: impl FnOnce(&mut MonitorConfig, &mut KubernetesConfig),
+    ) -> Self {
         let mut monitor_config = MonitorConfig {
             check_interval: Duration::from_millis(100),
             lease_duration: Duration::from_secs(5),
@@ -62,7 +72,10 @@ impl Cluster {
         tune(&mut monitor_config, &mut config);
         let resources = Arc::new(KubernetesResourceManager::new(client(&api), config));
         let store = Arc::new(MemoryStore::new());
-        let monitor = Monitor::new(store.clone(), resources.clone(), monitor_config);
+        let mut monitor = Monitor::new(store.clone(), resources.clone(), monitor_config);
+        if let Some(archive) = archive {
+            monitor = monitor.with_log_archive(archive);
+        }
         let engines = Engines::new(store).with_waker(monitor.waker());
         let (stop, stopped) = oneshot::channel::<()>();
         let monitor = tokio::spawn(monitor.run(async {
