@@ -44,15 +44,20 @@ pub fn params(query: &LogQuery) -> LogParams {
         Selection::Tail(lines) => {
             params.tail_lines = Some(i64::try_from(lines).unwrap_or(i64::MAX));
         }
-        Selection::Since(at) => {
-            let second = at.as_millis().div_euclid(1000);
-            params.since_time = Some(
-                k8s_openapi::jiff::Timestamp::from_second(second)
-                    .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
-            );
+        Selection::Since(at) => params.since_time = Some(since_second(at)),
+        // The API applies both: the last lines of those since the time.
+        Selection::TailSince { lines, since } => {
+            params.tail_lines = Some(i64::try_from(lines).unwrap_or(i64::MAX));
+            params.since_time = Some(since_second(since));
         }
     }
     params
+}
+
+/// `at` rounded down to its second, the API's resolution.
+fn since_second(at: rucat_core::Timestamp) -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::from_second(at.as_millis().div_euclid(1000))
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// The request for the end of a failed driver's log, bounded in lines and

@@ -88,6 +88,7 @@ fn assert_routes_are_patterns(metrics: &str) {
         "/engine/{id}",
         "/engine/{id}/stop",
         "/engine/{id}/restart",
+        "/engine/{id}/logs",
         "/engines",
         "/healthz",
         "/readyz",

@@ -223,7 +223,7 @@ async fn spark_logs_are_served_live_followed_archived_and_kept_after_deletion() 
     // Bad parameters are 422s naming the parameter.
     for (query, field) in [
         ("tail=many", "tail"),
-        ("tail=1&since=10m", "since"),
+        ("since=10 minutes", "since"),
         ("attempt=0", "attempt"),
         ("follow=yes", "follow"),
         ("since=yesterday", "since"),

@@ -30,6 +30,11 @@ pub enum Selection {
     Tail(usize),
     /// The lines logged at or after this time (see [`since_start`]).
     Since(Timestamp),
+    /// The last `lines` of the lines logged at or after `since`.
+    TailSince {
+        lines: usize,
+        since: Timestamp,
+    },
 }
 
 /// `reader` from where `selection` starts, redacted by `redactor`.
@@ -41,13 +46,25 @@ pub async fn select<R>(
 where
     R: AsyncRead + AsyncSeek + Unpin,
 {
-    let start = match selection {
-        Selection::All => 0,
-        Selection::Tail(lines) => tail_start(&mut reader, lines).await?,
-        Selection::Since(at) => since_start(&mut reader, at).await?,
-    };
+    let start = start_of(&mut reader, selection).await?;
     reader.seek(SeekFrom::Start(start)).await?;
     Ok(Redacted::new(reader, redactor))
+}
+
+/// The offset where `selection` starts.
+pub async fn start_of<R>(reader: &mut R, selection: Selection) -> io::Result<u64>
+where
+    R: AsyncRead + AsyncSeek + Unpin + ?Sized,
+{
+    Ok(match selection {
+        Selection::All => 0,
+        Selection::Tail(lines) => tail_start(reader, lines).await?,
+        Selection::Since(at) => since_start(reader, at).await?,
+        Selection::TailSince { lines, since } => {
+            let tail = tail_start(reader, lines).await?;
+            tail.max(since_start(reader, since).await?)
+        }
+    })
 }
 
 /// The offset where the last `lines` lines begin (0 if there are fewer), the

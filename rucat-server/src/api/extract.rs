@@ -148,10 +148,10 @@ fn force(query: &str) -> Result<bool, ApiError> {
 pub const MAX_TAIL: usize = 1_000_000;
 
 /// The query of `GET /engine/{id}/logs`: `tail` (the last N lines, 0 to
-/// [`MAX_TAIL`]) or `since` (an RFC 3339 time in UTC, or a duration back
-/// from now such as `10m`), `follow` (`true`/`false`) and `attempt` (from
-/// 1). A value that is not acceptable, an unknown parameter or one given
-/// twice is a 422 naming it.
+/// [`MAX_TAIL`]) and/or `since` (see [`log_time`]; with `tail`, the last
+/// N of the lines since then), `follow` (`true`/`false`) and `attempt`
+/// (from 1). A value that is not acceptable, an unknown parameter or one
+/// given twice is a 422 naming it.
 #[derive(Debug)]
 pub struct LogsQuery(pub LogRequest);
 
@@ -221,9 +221,7 @@ fn logs_query(query: &str, now: Timestamp) -> Result<LogRequest, ApiError> {
         }
     }
     let selection = match (tail, since) {
-        (Some(_), Some(_)) => {
-            return Err(invalid("since", "give tail or since, not both"));
-        }
+        (Some(lines), Some(since)) => Selection::TailSince { lines, since },
         (Some(lines), None) => Selection::Tail(lines),
         (None, Some(at)) => Selection::Since(at),
         (None, None) => Selection::All,
@@ -235,18 +233,30 @@ fn logs_query(query: &str, now: Timestamp) -> Result<LogRequest, ApiError> {
     })
 }
 
-/// `since`: an RFC 3339 time, or a duration back from `now` (`90s`, `10m`, `2h`).
+/// `since`: an RFC 3339 date-time, or a whole number of seconds, minutes,
+/// hours or days back from `now` (`90s`, `10m`, `2h`, `7d`): exactly what
+/// the OpenAPI document says (see `openapi::log_parameters`).
 fn log_time(value: &str, now: Timestamp) -> Result<Timestamp, ApiError> {
     if let Some(at) = Timestamp::parse_rfc3339(value) {
         return Ok(at);
     }
-    match humantime::parse_duration(value) {
-        Ok(back) => Ok(now.minus(back)),
-        Err(_) => Err(invalid(
+    let back = value
+        .strip_suffix(['s', 'm', 'h', 'd'])
+        .filter(|n| (1..=9).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(|n| match value.as_bytes().last() {
+            Some(b'm') => n * 60,
+            Some(b'h') => n * 3_600,
+            Some(b'd') => n * 86_400,
+            _ => n,
+        });
+    match back {
+        Some(secs) => Ok(now.minus(std::time::Duration::from_secs(secs))),
+        None => Err(invalid(
             "since",
             format!(
-                "must be an RFC 3339 time in UTC (2026-12-01T10:00:00Z) or a duration \
-                 back from now (10m, 2h), not {value:?}"
+                "must be an RFC 3339 date-time (2026-12-01T10:00:00Z) or a duration back \
+                 from now in whole s, m, h or d (90s, 10m, 2h, 7d), not {value:?}"
             ),
         )),
     }
@@ -429,8 +439,19 @@ mod tests {
             read("since=10m").selection,
             Selection::Since(Timestamp::parse_rfc3339("2026-12-01T09:50:00Z").unwrap())
         );
-        let all = read("follow=true&attempt=3&tail=5");
+        assert_eq!(
+            read("since=2d").selection,
+            Selection::Since(Timestamp::parse_rfc3339("2026-11-29T10:00:00Z").unwrap())
+        );
+        let all = read("follow=true&attempt=3&tail=5&since=90s");
         assert_eq!((all.follow, all.attempt), (true, Some(3)));
+        assert_eq!(
+            all.selection,
+            Selection::TailSince {
+                lines: 5,
+                since: Timestamp::parse_rfc3339("2026-12-01T09:58:30Z").unwrap()
+            }
+        );
     }
 
     #[test]
@@ -442,7 +463,9 @@ mod tests {
             ("tail=1000001", "tail"),
             ("tail=", "tail"),
             ("since=yesterday", "since"),
-            ("tail=1&since=1m", "since"),
+            ("since=1.5h", "since"),
+            ("since=1h30m", "since"),
+            ("since=1234567890s", "since"),
             ("follow=1", "follow"),
             ("attempt=0", "attempt"),
             ("attempt=x", "attempt"),

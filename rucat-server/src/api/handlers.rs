@@ -111,7 +111,7 @@ pub async fn get(
     params(
         ("id" = EngineId, Path, description = "The engine's id"),
         ("tail" = Option<usize>, Query, description = "Only the last this many lines (0 to 1000000)"),
-        ("since" = Option<String>, Query, description = "Only the lines logged from this time: RFC 3339 in UTC (`2026-12-01T10:00:00Z`) or a duration back from now (`10m`); not with `tail`"),
+        ("since" = Option<String>, Query, description = "Only the lines logged from this time: an RFC 3339 date-time (`2026-12-01T10:00:00Z`) or a whole number of seconds, minutes, hours or days back from now (`90s`, `10m`, `2h`, `7d`); with `tail`, the last lines of those"),
         ("follow" = Option<bool>, Query, description = "Keep streaming new lines until the engine's process ends"),
         ("attempt" = Option<u32>, Query, description = "Which start of the engine, from 1 (see `attempts` in the engine); the latest by default"),
     ),

@@ -154,7 +154,35 @@ pub fn document(security: Security, idle: &IdlePolicy) -> Result<Value, serde_js
     let mut doc = serde_json::to_value(doc)?;
     link_created_engines(&mut doc);
     idle_timeouts(&mut doc, idle);
+    log_parameters(&mut doc);
     Ok(doc)
+}
+
+/// The query parameters of `GET /engine/{id}/logs` exactly as the server
+/// reads them (see `extract::LogsQuery`), so that what the document allows
+/// is accepted and what it does not is refused. Added to the JSON: utoipa
+/// cannot say "a date-time or a duration".
+fn log_parameters(doc: &mut Value) {
+    let Some(Value::Array(parameters)) =
+        doc.pointer_mut("/paths/~1engine~1{id}~1logs/get/parameters")
+    else {
+        return;
+    };
+    for parameter in parameters {
+        let schema = match parameter["name"].as_str() {
+            Some("tail") => {
+                json!({"type": "integer", "minimum": 0, "maximum": super::extract::MAX_TAIL})
+            }
+            Some("since") => json!({"anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": "^[0-9]{1,9}[smhd]$"},
+            ]}),
+            Some("follow") => json!({"type": "boolean"}),
+            Some("attempt") => json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
+            _ => continue,
+        };
+        parameter["schema"] = schema;
+    }
 }
 
 /// `idle_timeout_secs` as this server accepts it, which depends on its
@@ -301,6 +329,7 @@ fn link_created_engines(doc: &mut Value) {
         ("StopEngine", "stopEngine"),
         ("RestartEngine", "restartEngine"),
         ("DeleteEngine", "deleteEngine"),
+        ("GetEngineLogs", "getEngineLogs"),
     ]
     .into_iter()
     .map(|(name, operation_id)| {

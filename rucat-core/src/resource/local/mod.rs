@@ -40,7 +40,7 @@ use self::setup::SparkInstall;
 use self::workdir::{EngineDir, ProcessRecord};
 use super::{ChangeSink, LiveLog, LogQuery, ResourceError, ResourceManager, ResourceStatus};
 use crate::engine::{EngineId, EngineSpec};
-use crate::logs::{self, Selection};
+use crate::logs;
 
 pub use self::setup::LocalSetupError;
 
@@ -434,11 +434,7 @@ impl ResourceManager for LocalResourceManager {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(unavailable("cannot open the engine's log")(e)),
         };
-        let start = match query.selection {
-            Selection::All => Ok(0),
-            Selection::Tail(lines) => logs::tail_start(&mut file, lines).await,
-            Selection::Since(at) => logs::since_start(&mut file, at).await,
-        };
+        let start = logs::read::start_of(&mut file, query.selection).await;
         let read_error = unavailable("cannot read the engine's log");
         let start = start.map_err(read_error)?;
         file.seek(io::SeekFrom::Start(start))
