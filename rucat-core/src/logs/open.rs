@@ -127,7 +127,10 @@ impl EngineLogs {
         }
         let Some(file) = self.archive.open(id, attempt).await? else {
             return Err(OpenLogError::NoLog(no_log_reason(
-                &record, attempt, under_way,
+                &record,
+                attempt,
+                under_way,
+                self.resources.is_some(),
             )));
         };
         let reader = select(file.reader, request.selection, redactor)
@@ -235,9 +238,15 @@ impl EngineLogs {
 }
 
 /// Why an attempt that exists has no log to serve.
-fn no_log_reason(record: &EngineRecord, attempt: u32, under_way: bool) -> String {
+fn no_log_reason(record: &EngineRecord, attempt: u32, under_way: bool, live: bool) -> String {
     let id = record.id();
-    if under_way {
+    if under_way && !live {
+        format!(
+            "engine {id}'s attempt {attempt} is {}, and this server cannot read live logs (it \
+             could not reach the engines' platform at start); its log is archived when it ends",
+            record.state
+        )
+    } else if under_way {
         format!(
             "engine {id} has no log yet: attempt {attempt} is {} and its engine has not written one",
             record.state
