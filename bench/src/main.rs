@@ -15,6 +15,7 @@ mod gateway;
 mod identities;
 mod identity;
 mod idle;
+mod logs;
 mod many;
 mod overhead;
 mod procs;

@@ -9,7 +9,7 @@ use crate::burst::Burst;
 use crate::overhead::Latencies;
 use crate::procs::{Binaries, run_json};
 use crate::table::{self, Row};
-use crate::{due, gateway, identity, idle, many, rest, resume, spark, steady};
+use crate::{due, gateway, identity, idle, logs, many, rest, resume, spark, steady};
 
 /// How big a run is.
 pub struct Scale {
@@ -25,6 +25,7 @@ pub struct Scale {
     pub many: many::Sizes,
     pub identity: identity::Sizes,
     pub resume: resume::Sizes,
+    pub logs: logs::Sizes,
 }
 
 impl Scale {
@@ -68,6 +69,13 @@ impl Scale {
             window: Duration::from_secs(30),
             running_timeout: Duration::from_secs(300),
         },
+        logs: logs::Sizes {
+            big_lines: 2_000_000,
+            stopped_lines: 500_000,
+            small_lines: 100,
+            tail_requests: 50,
+            stop_rounds: 3,
+        },
     };
     /// A smoke run of every code path in well under a minute (plus Spark).
     pub const QUICK: Scale = Scale {
@@ -106,6 +114,13 @@ impl Scale {
             settle: Duration::from_secs(2),
             window: Duration::from_secs(5),
             running_timeout: Duration::from_secs(60),
+        },
+        logs: logs::Sizes {
+            big_lines: 200_000,
+            stopped_lines: 50_000,
+            small_lines: 100,
+            tail_requests: 20,
+            stop_rounds: 1,
         },
     };
 }
@@ -337,7 +352,75 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
         rows.extend(resume_rows(&resumed, &at_rest, sizes));
     }
 
+    if options.runs('l') {
+        let sizes = &scale.logs;
+        progress(format!(
+            "l. engine logs: a {} MB log archived, tailed and streamed; stops archiving {} MB",
+            sizes.big_lines / 10_000,
+            sizes.stopped_lines / 10_000
+        ));
+        let work = work.path().join("l");
+        rows.extend(logs_rows(&logs::run(&bins, &work, sizes).await?));
+    }
+
     Ok(table::render(&rows))
+}
+
+fn logs_rows(l: &logs::Logs) -> Vec<Row> {
+    let (big, small) = (
+        format!("{:.0} MB", l.big_mb),
+        format!("{:.0} KB", l.small_kb),
+    );
+    vec![
+        Row {
+            figure: format!(
+                "l. GET /engine/{{id}}/logs?tail=100 p50 of {}, archived {big} log",
+                l.tail_requests
+            ),
+            value: ms(l.tail_big_p50_ms),
+            baseline: format!("{} archived {small} log", ms(l.tail_small_p50_ms)),
+            ratio: l.tail_big_p50_ms / l.tail_small_p50_ms,
+            goal: "≤ 2×",
+            met: Some(l.tail_big_p50_ms <= 2.0 * l.tail_small_p50_ms),
+        },
+        Row {
+            figure: format!("l. GET /engine/{{id}}/logs, the whole archived {big} log, MB/s"),
+            value: format!("{:.0} MB/s", l.stream_mb_per_sec),
+            baseline: format!(
+                "{:.0} MB/s plain 64 KiB reads of the file",
+                l.plain_read_mb_per_sec
+            ),
+            ratio: l.stream_mb_per_sec / l.plain_read_mb_per_sec,
+            goal: "–",
+            met: None,
+        },
+        Row {
+            figure: format!(
+                "l. server peak RSS growth streaming the {big} log{}",
+                if l.peak_reset {
+                    ""
+                } else {
+                    " (peak since start: not resettable)"
+                }
+            ),
+            value: mb(l.streaming_rss_growth_mb),
+            baseline: format!("{} idle server RSS", mb(l.idle_rss_mb)),
+            ratio: l.streaming_rss_growth_mb / l.idle_rss_mb,
+            goal: "bounded (< +64 MB)",
+            met: Some(l.streaming_rss_growth_mb < 64.0),
+        },
+        Row {
+            figure: format!(
+                "l. stop → Terminated, {:.0} MB log archived (median of {})",
+                l.stopped_mb, l.stop_rounds
+            ),
+            value: format!("{:.2} s", l.stop_big_secs),
+            baseline: format!("{:.2} s {small} log", l.stop_small_secs),
+            ratio: l.stop_big_secs / l.stop_small_secs,
+            goal: "–",
+            met: None,
+        },
+    ]
 }
 
 fn resume_rows(r: &resume::Resume, rest: &resume::AtRest, sizes: &resume::Sizes) -> Vec<Row> {
