@@ -1,5 +1,6 @@
 //! The engine model: what a user asked for, and what rucat records about it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
@@ -101,24 +102,28 @@ impl fmt::Display for EngineId {
     }
 }
 
-/// The kinds of engine rucat can run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum EngineType {
-    Spark,
-}
+/// The kind of an engine, by name: `"Spark"`, `"Sail"`, or a kind a third
+/// party registered (see [`crate::kind`]). A plain string in the API and in
+/// stores, so records written when this was an enum of one (`"Spark"`) read
+/// unchanged, and a new kind needs no change here. What a kind means lives
+/// in its [`crate::kind::EngineKind`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EngineType(Cow<'static, str>);
 
+#[allow(non_upper_case_globals)]
 impl EngineType {
-    pub const ALL: [EngineType; 1] = [EngineType::Spark];
+    /// Apache Spark, run as a Spark Connect server.
+    pub const Spark: EngineType = EngineType(Cow::Borrowed(crate::kind::spark::NAME));
+    /// Sail, a Rust engine that speaks Spark Connect.
+    pub const Sail: EngineType = EngineType(Cow::Borrowed(crate::kind::sail::NAME));
 
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Spark => "Spark",
-        }
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        Self(name.into())
     }
 
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name() == name)
+    pub fn name(&self) -> &str {
+        &self.0
     }
 }
 
@@ -149,13 +154,13 @@ pub struct EngineSpec {
 
 impl EngineSpec {
     /// Whether users reach the engine through rucat's Spark Connect
-    /// gateway, which demands its token for it: Spark 4 engines. Spark 3.5's
-    /// Spark Connect server cannot check a token, so its clients connect
-    /// directly, and rucat sees nothing of their use.
+    /// gateway, which demands its token for it; the engine's kind decides
+    /// (see [`crate::kind::EngineKind::served_by_gateway`]). An engine of a
+    /// kind this build does not know is not served.
     pub fn served_by_gateway(&self) -> bool {
-        match self.engine_type {
-            EngineType::Spark => !self.version.starts_with("3."),
-        }
+        crate::kind::Kinds::builtin()
+            .get(&self.engine_type)
+            .is_some_and(|kind| kind.served_by_gateway(&self.version))
     }
 }
 
@@ -351,7 +356,7 @@ impl From<&EngineRecord> for EngineInfo {
         Self {
             id: r.spec.id.clone(),
             name: r.spec.name.clone(),
-            engine_type: r.spec.engine_type,
+            engine_type: r.spec.engine_type.clone(),
             version: r.spec.version.clone(),
             state: r.state,
             configs: r.spec.configs.clone(),
@@ -521,5 +526,21 @@ mod tests {
         assert!(r.is_due(now.plus(std::time::Duration::from_secs(1))));
         r.enter(EngineState::Terminated, now);
         assert!(!r.is_due(now.plus(std::time::Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn engine_types_are_plain_strings_as_before() {
+        assert_eq!(
+            serde_json::to_string(&EngineType::Spark).unwrap(),
+            r#""Spark""#
+        );
+        assert_eq!(
+            serde_json::from_str::<EngineType>(r#""Sail""#).unwrap(),
+            EngineType::Sail
+        );
+        // A kind this build does not know still reads (a newer server wrote
+        // it); it is simply not served by the gateway.
+        let other: EngineType = serde_json::from_str(r#""Ballista""#).unwrap();
+        assert_eq!(other.name(), "Ballista");
     }
 }

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod engines;
 pub mod identity;
 pub mod idle;
+pub mod kind;
 pub mod logs;
 pub mod metrics;
 pub mod monitor;

@@ -9,10 +9,10 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::engine::EngineId;
+use crate::engine::{EngineId, EngineType};
+use crate::kind::Kinds;
 use crate::request::{
     MAX_CONFIG_KEY_LEN, MAX_CONFIG_VALUE_LEN, MAX_CONFIGS, MAX_GROUP_LEN, MAX_SHARED_GROUPS,
-    RESERVED_SPARK_CONFIGS,
 };
 use crate::time::Timestamp;
 
@@ -32,6 +32,27 @@ impl PartialSchema for EngineId {
 impl ToSchema for EngineId {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("EngineId")
+    }
+}
+
+/// A plain string in the API; the known kinds are listed, so clients and
+/// fuzzers see which a server accepts.
+impl PartialSchema for EngineType {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(Kinds::builtin().names()))
+            .description(Some(
+                "The kind of engine (see the README's \"Engine kinds\"); plain text",
+            ))
+            .examples([serde_json::json!("Spark")])
+            .into()
+    }
+}
+
+impl ToSchema for EngineType {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EngineType")
     }
 }
 
@@ -59,21 +80,14 @@ impl ToSchema for Timestamp {
 const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
 const WHITESPACE: &str = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
-/// The `configs` of a create request: exactly the rules of
-/// [`crate::CreateEngineRequest::validate`], so a schema-valid request is accepted.
+/// The `configs` of a create request: the rules every kind shares
+/// (counts, lengths, characters); [`kind_variants`] adds each kind's.
 pub(crate) fn configs_schema() -> Schema {
-    let reserved: Vec<String> = RESERVED_SPARK_CONFIGS
-        .iter()
-        .map(|key| key.replace('.', r"\."))
-        .collect();
     let key = ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))
         .max_length(Some(MAX_CONFIG_KEY_LEN))
-        .pattern(Some(format!(
-            "^(?!(?:{})$)[^={CONTROL}{WHITESPACE}]+$",
-            reserved.join("|")
-        )));
+        .pattern(Some(format!("^[^={CONTROL}{WHITESPACE}]+$")));
     let value = ObjectBuilder::new()
         .schema_type(Type::String)
         .max_length(Some(MAX_CONFIG_VALUE_LEN))
@@ -84,6 +98,34 @@ pub(crate) fn configs_schema() -> Schema {
         .additional_properties(Some(value))
         .max_properties(Some(MAX_CONFIGS))
         .into()
+}
+
+/// One JSON schema per known kind, for a `oneOf` on the create request:
+/// its `engine_type`, its versions and its config keys (its form, without
+/// the keys rucat reserves), so that a request the document allows is
+/// exactly one [`crate::CreateEngineRequest::validate`] accepts.
+pub fn kind_variants() -> Vec<serde_json::Value> {
+    Kinds::builtin()
+        .iter()
+        .map(|kind| {
+            let reserved: Vec<String> = kind
+                .reserved_configs()
+                .iter()
+                .map(|key| key.replace('.', r"\."))
+                .collect();
+            let form = kind
+                .config_key_form()
+                .map_or_else(|| format!("[^={CONTROL}{WHITESPACE}]+"), str::to_owned);
+            let key = format!("^(?!(?:{})$){form}$", reserved.join("|"));
+            serde_json::json!({
+                "properties": {
+                    "engine_type": {"const": kind.name()},
+                    "version": {"type": "string", "pattern": kind.version_pattern()},
+                    "configs": {"propertyNames": {"pattern": key}},
+                },
+            })
+        })
+        .collect()
 }
 
 /// `share_with_groups`, in a create request and in `PATCH /engine/{id}`:

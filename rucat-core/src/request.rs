@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 
 use crate::engine::{Configs, EngineId, EngineSpec, EngineType};
+use crate::kind::{EngineKind, Kinds};
 
 /// The body of `POST /engine`, as the user sent it. The schema attributes
 /// repeat [`CreateEngineRequest::validate`]'s rules for API documentation;
@@ -25,16 +26,19 @@ pub struct CreateEngineRequest {
     pub name: String,
     #[cfg_attr(feature = "openapi", schema(value_type = EngineType))]
     pub engine_type: String,
-    /// A Spark version rucat can drive: `3.5.x` or `4.x.y`.
+    /// A version of the engine kind: for Spark `3.5.x` or `4.x.y`, for
+    /// Sail `0.7.0` or later.
     #[cfg_attr(
         feature = "openapi",
-        schema(pattern = r"^(3\.5|4\.[0-9]{1,4})\.[0-9]{1,4}$", example = "4.3.0")
+        schema(pattern = r"^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}$", example = "4.3.0")
     )]
     pub version: String,
-    /// Spark properties (at most 256). Keys have 1 to 256 characters without
-    /// whitespace, control characters or `=`, and may not be one rucat sets
-    /// itself (`spark.master`, ports, bind addresses, directories); values
-    /// are at most 8192 characters without control characters.
+    /// The engine's configuration (at most 256 entries): Spark properties
+    /// for Spark, Sail's keys (e.g. `execution.batch_size`) for Sail. Keys
+    /// have 1 to 256 characters without whitespace, control characters or
+    /// `=`, and may not be one rucat sets itself (for Spark `spark.master`,
+    /// ports, bind addresses, directories; for Sail `mode`); values are at
+    /// most 8192 characters without control characters.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::configs_schema))]
     pub configs: Configs,
@@ -123,41 +127,6 @@ pub(crate) const MAX_CONFIGS: usize = 256;
 pub const MAX_GROUP_LEN: usize = 64;
 pub const MAX_SHARED_GROUPS: usize = 32;
 
-/// Spark properties that rucat (or its resource manager) sets itself: where the
-/// engine listens, which master it uses and where it writes. A user value would
-/// break the engine's isolation or its reachability.
-pub const RESERVED_SPARK_CONFIGS: &[&str] = &[
-    "spark.master",
-    "spark.submit.deployMode",
-    "spark.app.name",
-    "spark.connect.grpc.binding.port",
-    "spark.connect.grpc.binding.address",
-    "spark.connect.grpc.port.maxRetries",
-    "spark.driver.host",
-    "spark.driver.bindAddress",
-    "spark.driver.port",
-    "spark.blockManager.port",
-    "spark.driver.blockManager.port",
-    "spark.ui.enabled",
-    "spark.ui.port",
-    "spark.local.dir",
-    "spark.sql.warehouse.dir",
-    "spark.kubernetes.namespace",
-    "spark.kubernetes.driver.pod.name",
-    "spark.kubernetes.executor.podNamePrefix",
-];
-
-/// Spark versions rucat can drive as Spark Connect servers: 3.5.x, where
-/// Spark Connect became generally available, and every 4.x.
-pub fn spark_version_supported(version: &str) -> bool {
-    let parts: Vec<&str> = version.split('.').collect();
-    let numeric = parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()));
-    numeric && (parts[0] == "4" || (parts[0] == "3" && parts[1] == "5"))
-}
-
 impl CreateEngineRequest {
     /// A request for a Spark engine with no configs, as a program would make it.
     pub fn spark(name: impl Into<String>, version: impl Into<String>) -> Self {
@@ -199,30 +168,21 @@ impl CreateEngineRequest {
     /// [`Self::validate`], and the groups the engine is to be shared with.
     pub fn validate_with_groups(self) -> Result<(EngineSpec, BTreeSet<String>), ValidationError> {
         validate_name(&self.name)?;
-        let engine_type = EngineType::from_name(&self.engine_type).ok_or_else(|| {
-            let known: Vec<&str> = EngineType::ALL.iter().map(|t| t.name()).collect();
+        let kinds = Kinds::builtin();
+        let kind = kinds.by_name(&self.engine_type).ok_or_else(|| {
             ValidationError::new(
                 "engine_type",
                 format!(
                     "unknown engine type {:?}; known: {}",
                     self.engine_type,
-                    known.join(", ")
+                    kinds.names().join(", ")
                 ),
             )
         })?;
-        match engine_type {
-            EngineType::Spark if !spark_version_supported(&self.version) => {
-                return Err(ValidationError::new(
-                    "version",
-                    format!(
-                        "Spark version {:?} is not supported; use 3.5.x or 4.x.y",
-                        self.version
-                    ),
-                ));
-            }
-            EngineType::Spark => {}
-        }
-        validate_configs(&self.configs)?;
+        kind.check_version(&self.version)
+            .map_err(|reason| ValidationError::new("version", reason))?;
+        validate_configs(kind.as_ref(), &self.configs)?;
+        let engine_type = EngineType::new(kind.name());
         let groups = validate_groups(&self.share_with_groups)?;
         let spec = EngineSpec {
             id: EngineId::generate(),
@@ -286,7 +246,7 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
     Err(ValidationError::new("name", reason))
 }
 
-fn validate_configs(configs: &Configs) -> Result<(), ValidationError> {
+fn validate_configs(kind: &dyn EngineKind, configs: &Configs) -> Result<(), ValidationError> {
     if configs.len() > MAX_CONFIGS {
         return Err(ValidationError::new(
             "configs",
@@ -310,7 +270,7 @@ fn validate_configs(configs: &Configs) -> Result<(), ValidationError> {
                 "keys may not contain whitespace, control characters or '='",
             ));
         }
-        if RESERVED_SPARK_CONFIGS.contains(&key.as_str()) {
+        if kind.reserved_configs().contains(&key.as_str()) {
             return Err(ValidationError::new(
                 field(),
                 "is set by rucat and cannot be configured",
@@ -325,7 +285,7 @@ fn validate_configs(configs: &Configs) -> Result<(), ValidationError> {
             ));
         }
     }
-    Ok(())
+    kind.validate_configs(configs)
 }
 
 #[cfg(test)]
@@ -407,8 +367,39 @@ mod tests {
     }
 
     #[test]
+    fn sail_requests_follow_sails_rules() {
+        let spec = request("s", "Sail", "0.7.2", &[("execution.batch_size", "1024")])
+            .validate()
+            .unwrap();
+        assert_eq!(spec.engine_type, EngineType::Sail);
+        assert!(spec.served_by_gateway(), "Sail checks no token");
+        assert_eq!(field_of(request("s", "Sail", "4.3.0", &[])), "version");
+        assert_eq!(field_of(request("s", "Spark", "0.7.2", &[])), "version");
+        let err = request("s", "Sail", "0.7.2", &[("mode", "local")])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "configs.mode");
+        assert!(err.reason.contains("set by rucat"), "{err}");
+        assert_eq!(
+            field_of(request(
+                "s",
+                "Sail",
+                "0.7.2",
+                &[("execution.batchSize", "1")]
+            )),
+            "configs.execution.batchSize",
+            "not Sail's key form"
+        );
+        let err = request("s", "Ballista", "1.0.0", &[])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.field, "engine_type");
+        assert!(err.reason.contains("known: Spark, Sail"), "{err}");
+    }
+
+    #[test]
     fn reserved_and_malformed_configs_name_the_key() {
-        for key in RESERVED_SPARK_CONFIGS {
+        for key in crate::kind::spark::RESERVED_CONFIGS {
             let err = request("a", "Spark", "4.3.0", &[(key, "x")])
                 .validate()
                 .unwrap_err();

@@ -137,7 +137,16 @@ impl KubernetesResourceManager {
 
 #[async_trait]
 impl ResourceManager for KubernetesResourceManager {
+    /// Spark only: the Kubernetes resource manager does not yet ask the
+    /// engine's kind ([`rucat_core::kind`]) how to run it, so it refuses
+    /// other kinds rather than start a Spark driver for them.
     async fn create(&self, spec: &EngineSpec) -> Result<(), ResourceError> {
+        if spec.engine_type != rucat_core::EngineType::Spark {
+            return Err(ResourceError::Rejected(format!(
+                "the Kubernetes resource manager runs only Spark engines, not {}",
+                spec.engine_type
+            )));
+        }
         let pod = self.create_pod(spec).await?;
         self.created().insert(spec.id.clone(), Instant::now());
         let Some(uid) = pod.metadata.uid.as_deref() else {

@@ -474,3 +474,22 @@ async fn delete_is_idempotent_and_status_needs_a_synced_cache() {
     resources.delete(&id).await.unwrap();
     resources.delete(&id).await.unwrap();
 }
+
+#[tokio::test]
+async fn other_kinds_than_spark_are_refused_without_a_call() {
+    let api = TestServer::start().await;
+    let config = KubernetesConfig {
+        namespace: NS.into(),
+        ..KubernetesConfig::default()
+    };
+    let resources = KubernetesResourceManager::new(api.client(NS), config);
+    let mut spec = CreateEngineRequest::spark("s", "4.3.0").validate().unwrap();
+    spec.engine_type = rucat_core::EngineType::Sail;
+    spec.version = "0.7.2".into();
+    let err = resources.create(&spec).await.unwrap_err();
+    assert!(
+        matches!(&err, ResourceError::Rejected(reason) if reason.contains("only Spark")),
+        "{err:?}"
+    );
+    assert!(api.list(Resource::Pods).is_empty());
+}

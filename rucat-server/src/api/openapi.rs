@@ -155,7 +155,21 @@ pub fn document(security: Security, idle: &IdlePolicy) -> Result<Value, serde_js
     link_created_engines(&mut doc);
     idle_timeouts(&mut doc, idle);
     log_parameters(&mut doc);
+    engine_kinds(&mut doc);
     Ok(doc)
+}
+
+/// A create request is one of the known kinds, each with its own versions
+/// and config keys (see `rucat_core::openapi::kind_variants`). Added to the
+/// JSON: utoipa cannot tie one field's schema to another's value.
+fn engine_kinds(doc: &mut Value) {
+    if let Some(Value::Object(create)) = doc.pointer_mut("/components/schemas/CreateEngineRequest")
+    {
+        create.insert(
+            "oneOf".to_owned(),
+            Value::Array(rucat_core::openapi::kind_variants()),
+        );
+    }
 }
 
 /// The query parameters of `GET /engine/{id}/logs` exactly as the server

@@ -1,5 +1,6 @@
-//! A [`ResourceManager`] that runs each engine as a Spark Connect server in a
-//! local process: for development, tests, and single-machine deployments.
+//! A [`ResourceManager`] that runs each engine as a local process (a Spark
+//! Connect server, a Sail server, ...; its [kind](crate::kind) says how to
+//! start it): for development, tests, and single-machine deployments.
 //!
 //! Each engine gets `<work_dir>/<engine id>/`, which holds everything the
 //! engine writes (Spark's local dir, temp dir, warehouse and `engine.log`) and
@@ -17,11 +18,9 @@ pub mod fake;
 mod process;
 mod ready;
 mod setup;
-mod spark;
 mod workdir;
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -36,10 +35,10 @@ use tokio::sync::watch;
 
 use self::process::{Exit, Leader};
 use self::ready::Readiness;
-use self::setup::SparkInstall;
 use self::workdir::{EngineDir, ProcessRecord};
 use super::{ChangeSink, LiveLog, LogQuery, ResourceError, ResourceManager, ResourceStatus};
-use crate::engine::{EngineId, EngineSpec};
+use crate::engine::{EngineId, EngineSpec, EngineType};
+use crate::kind::{EngineKind, Kinds, Launch, LocalInstall};
 use crate::logs;
 
 pub use self::setup::LocalSetupError;
@@ -71,6 +70,9 @@ pub struct LocalConfig {
     pub stop_grace_secs: u64,
     /// The Python whose pyspark provides Spark when no Spark home is given.
     pub python: PathBuf,
+    /// The Python whose `pysail` package runs Sail engines (`python -m
+    /// pysail spark server`); `python` if unset.
+    pub sail_python: Option<PathBuf>,
 }
 
 impl Default for LocalConfig {
@@ -82,16 +84,19 @@ impl Default for LocalConfig {
             master: "local[2]".to_owned(),
             stop_grace_secs: 10,
             python: PathBuf::from("python3"),
+            sail_python: None,
         }
     }
 }
 
-/// Runs engines as local `spark-submit` processes; see the module docs.
+/// Runs engines as local processes, as their kinds say; see the module docs.
 pub struct LocalResourceManager {
     /// With `work_dir` made absolute: it is matched against command lines and
     /// handed to Spark, whose working directory is the engine's own.
     config: LocalConfig,
-    spark: SparkInstall,
+    kinds: Kinds,
+    /// Each kind's installation, or why it cannot run here.
+    installs: HashMap<&'static str, Result<LocalInstall, String>>,
     /// Exit watches of the engines this process started, so that a status or
     /// delete right after an exit can wait for the exit status to be recorded.
     reapers: Mutex<HashMap<EngineId, watch::Receiver<bool>>>,
@@ -100,33 +105,70 @@ pub struct LocalResourceManager {
 }
 
 impl LocalResourceManager {
-    /// Finds Spark and its version (which may ask `python`) and creates the
-    /// work directory, so that a machine that cannot run engines is reported
-    /// before any engine is asked for.
-    pub async fn new(mut config: LocalConfig) -> Result<Self, LocalSetupError> {
+    /// Finds each built-in kind's installation and version (which may ask
+    /// `python`) and creates the work directory, so that a machine that
+    /// cannot run engines is reported before any engine is asked for.
+    pub async fn new(config: LocalConfig) -> Result<Self, LocalSetupError> {
+        Self::with_kinds(config, Kinds::builtin().clone()).await
+    }
+
+    /// [`Self::new`] for the given kinds, e.g. the built-in ones plus a
+    /// third party's (see [`Kinds::register`]). A kind that is
+    /// [required](EngineKind::required_locally) and missing is an error;
+    /// another missing kind only has its engines rejected.
+    pub async fn with_kinds(
+        mut config: LocalConfig,
+        kinds: Kinds,
+    ) -> Result<Self, LocalSetupError> {
         config.work_dir = absolute_work_dir(&config.work_dir)?;
-        let spark = setup::locate(config.spark_home.as_deref(), &config.python).await?;
-        tracing::info!(
-            spark_home = %spark.home.display(),
-            version = %spark.version,
-            work_dir = %config.work_dir.display(),
-            "local resource manager ready"
-        );
+        let mut installs = HashMap::new();
+        for kind in kinds.iter() {
+            let install = match kind.locate(&config).await {
+                Ok(install) => {
+                    tracing::info!(
+                        kind = kind.name(),
+                        location = %install.location.display(),
+                        version = %install.version,
+                        "found a local engine kind"
+                    );
+                    Ok(install)
+                }
+                Err(e) if kind.required_locally() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(kind = kind.name(), "{e}");
+                    Err(e.to_string())
+                }
+            };
+            installs.insert(kind.name(), install);
+        }
+        tracing::info!(work_dir = %config.work_dir.display(), "local resource manager ready");
         Ok(Self {
             config,
-            spark,
+            kinds,
+            installs,
             reapers: Mutex::new(HashMap::new()),
             readiness: Readiness::default(),
         })
     }
 
+    /// The only version of `kind` this manager can run, if it can.
+    pub fn version_of(&self, kind: &EngineType) -> Option<&str> {
+        match self.installs.get(kind.name()) {
+            Some(Ok(install)) => Some(&install.version),
+            _ => None,
+        }
+    }
+
     /// The only Spark version this manager can run.
     pub fn spark_version(&self) -> &str {
-        &self.spark.version
+        self.version_of(&EngineType::Spark).unwrap_or_default()
     }
 
     pub fn spark_home(&self) -> &Path {
-        &self.spark.home
+        match self.installs.get(crate::kind::spark::NAME) {
+            Some(Ok(install)) => &install.location,
+            _ => Path::new(""),
+        }
     }
 
     /// The absolute root of the engines' work directories.
@@ -156,69 +198,87 @@ impl LocalResourceManager {
         Duration::from_secs(self.config.stop_grace_secs)
     }
 
-    fn check_version(&self, spec: &EngineSpec) -> Result<(), ResourceError> {
-        if spec.version == self.spark.version {
-            return Ok(());
+    /// The arguments that mark an engine's process, whichever its kind:
+    /// the directory, not the spec, is all `status` and `delete` know.
+    fn markers(&self, dir: &EngineDir) -> Vec<String> {
+        self.kinds
+            .iter()
+            .map(|kind| kind.process_marker(dir.path()))
+            .collect()
+    }
+
+    fn kind_of(&self, engine_type: &EngineType) -> Result<&dyn EngineKind, ResourceError> {
+        self.kinds
+            .get(engine_type)
+            .map(|kind| kind.as_ref())
+            .ok_or_else(|| {
+                ResourceError::Rejected(format!(
+                    "the local resource manager cannot run {engine_type} engines; it knows {}",
+                    self.kinds.names().join(", ")
+                ))
+            })
+    }
+
+    fn check_version(&self, spec: &EngineSpec) -> Result<&LocalInstall, ResourceError> {
+        let kind = &spec.engine_type;
+        let install = match self.installs.get(kind.name()) {
+            Some(Ok(install)) => install,
+            Some(Err(reason)) => return Err(ResourceError::Rejected(reason.clone())),
+            None => return Err(ResourceError::Rejected(format!("{kind} is not installed"))),
+        };
+        if spec.version == install.version {
+            return Ok(install);
         }
         Err(ResourceError::Rejected(format!(
-            "requested Spark {} but the local Spark is {}; the local resource manager \
-             runs only the Spark installed at {}",
+            "requested {kind} {} but the local {kind} is {}; the local resource manager \
+             runs only the {kind} installed at {}",
             spec.version,
-            self.spark.version,
-            self.spark.home.display()
+            install.version,
+            install.location.display()
         )))
     }
 
     /// Starts the engine's server. Called with the engine's lock held and no
     /// process recorded.
-    async fn launch(&self, spec: &EngineSpec, dir: &EngineDir) -> Result<(), ResourceError> {
+    async fn launch(
+        &self,
+        spec: &EngineSpec,
+        kind: &dyn EngineKind,
+        install: &LocalInstall,
+        dir: &EngineDir,
+    ) -> Result<(), ResourceError> {
         self.stop_unrecorded(dir).await?;
         let port = process::free_port().map_err(unavailable("cannot find a free port"))?;
-        let (local_dir, tmp_dir, warehouse_dir) =
-            (dir.local_dir(), dir.tmp_dir(), dir.warehouse_dir());
-        let args = spark::submit_args(&spark::SubmitPlan {
-            id: &spec.id,
-            configs: &spec.configs,
-            master: &self.config.master,
-            driver_memory: &self.config.driver_memory,
+        let plan = kind.launch_plan(&Launch {
+            spec,
+            install,
+            config: &self.config,
             port,
-            local_dir: &local_dir,
-            tmp_dir: &tmp_dir,
-            warehouse_dir: &warehouse_dir,
+            engine_dir: dir.path(),
         });
         let log = dir
             .open_log()
             .await
             .map_err(unavailable("cannot open the engine's log"))?;
-        let inherited = std::env::var("SPARK_LAUNCHER_OPTS").ok();
-        let launcher_opts = spark::launcher_opts(inherited.as_deref());
-        // Without SPARK_LOCAL_IP the driver and block manager bind to the
-        // machine's outward address, whatever the Connect binding says.
-        let mut envs = vec![
-            ("SPARK_LOCAL_IP", OsStr::new(spark::BIND_ADDRESS)),
-            ("SPARK_LAUNCHER_OPTS", OsStr::new(&launcher_opts)),
-            ("SPARK_HOME", self.spark.home.as_os_str()),
-            ("SPARK_LOG_DIR", dir.path().as_os_str()),
-            ("SPARK_PID_DIR", dir.path().as_os_str()),
-        ];
-        // The engine's secret goes in its environment, which only its own
-        // user can read, never on its command line, which `ps` shows anyone.
-        if let Some(token) = &spec.token {
-            envs.push((spark::TOKEN_ENV, OsStr::new(token.expose())));
-        }
-        let child = process::spawn(&self.spark.submit, &args, &envs, dir.path(), log).map_err(
-            unavailable(format!("cannot run {}", self.spark.submit.display())),
-        )?;
-        let pid = child
-            .id()
-            .ok_or_else(|| ResourceError::Unavailable("spark-submit vanished at once".into()))?;
-        self.reap_in_background(spec.id.clone(), child, dir.clone());
-        if let Err(e) = dir.write_process(ProcessRecord { pid, port }).await {
+        let child =
+            process::spawn(&plan.program, &plan.args, &plan.envs, dir.path(), log).map_err(
+                unavailable(format!("cannot run {}", plan.program.display())),
+            )?;
+        let pid = child.id().ok_or_else(|| {
+            ResourceError::Unavailable(format!("{} vanished at once", plan.program.display()))
+        })?;
+        self.reap_in_background(spec.id.clone(), kind.name(), child, dir.clone());
+        let record = ProcessRecord {
+            pid,
+            port,
+            kind: Some(spec.engine_type.clone()),
+        };
+        if let Err(e) = dir.write_process(record).await {
             // A create that fails must not leave an engine running unrecorded.
             let _ = process::signal_group(pid, Signal::SIGKILL);
             return Err(unavailable("cannot record the engine's process")(e));
         }
-        tracing::info!(engine = %spec.id, pid, port, "started Spark Connect server");
+        tracing::info!(engine = %spec.id, kind = kind.name(), pid, port, "started engine");
         if let Some(exited) = self.reapers().get(&spec.id).cloned() {
             self.readiness.watch(spec.id.clone(), port, exited);
         }
@@ -228,7 +288,7 @@ impl LocalResourceManager {
     /// Stops engine processes that a crashed create started but never
     /// recorded, so that a new launch does not run the engine twice.
     async fn stop_unrecorded(&self, dir: &EngineDir) -> Result<(), ResourceError> {
-        let marker = dir.marker();
+        let marker = self.markers(dir);
         for pid in process::group_leaders_with(&marker) {
             tracing::warn!(pid, dir = %dir.path().display(), "stopping an unrecorded engine process");
             process::stop(pid, &marker, self.grace())
@@ -240,14 +300,20 @@ impl LocalResourceManager {
 
     /// Waits for the child so that it never lingers as a zombie, and records
     /// how it ended for `status` calls from any process.
-    fn reap_in_background(&self, id: EngineId, mut child: Child, dir: EngineDir) {
+    fn reap_in_background(
+        &self,
+        id: EngineId,
+        kind: &'static str,
+        mut child: Child,
+        dir: EngineDir,
+    ) {
         let (done, watch) = watch::channel(false);
         self.reapers().insert(id.clone(), watch);
         tokio::spawn(async move {
             match child.wait().await {
                 Ok(status) => {
                     if let Some(exit) = Exit::from_status(status) {
-                        tracing::info!(engine = %id, "Spark {exit}");
+                        tracing::info!(engine = %id, "{kind} {exit}");
                         // Fails harmlessly if the engine was deleted meanwhile.
                         if let Err(e) = dir.write_exit(exit).await {
                             tracing::debug!(engine = %id, "exit status not recorded: {e}");
@@ -281,6 +347,7 @@ impl LocalResourceManager {
     async fn failure_reason(
         &self,
         id: &EngineId,
+        kind: &dyn EngineKind,
         dir: &EngineDir,
     ) -> Result<String, ResourceError> {
         let read_exit = || async {
@@ -297,10 +364,7 @@ impl LocalResourceManager {
             .await
             .map_err(unavailable("cannot read the engine's log"))?;
         let exit = exit.map(|e| e.to_string());
-        Ok(spark::failure_reason(
-            exit.as_deref(),
-            &crate::logs::reason::summarize_log(&log),
-        ))
+        Ok(kind.failure_reason(exit.as_deref(), &crate::logs::reason::summarize_log(&log)))
     }
 
     /// The pid to stop: a corrupt record must not make an engine undeletable,
@@ -333,7 +397,8 @@ impl ResourceManager for LocalResourceManager {
             tracing::debug!(engine = %spec.id, "engine already started; adopting it");
             return Ok(());
         }
-        self.check_version(spec)?;
+        let kind = self.kind_of(&spec.engine_type)?;
+        let install = self.check_version(spec)?;
         dir.prepare()
             .await
             .map_err(unavailable("cannot create the engine's work directory"))?;
@@ -350,7 +415,7 @@ impl ResourceManager for LocalResourceManager {
         if read_record().await?.is_some() {
             return Ok(());
         }
-        self.launch(spec, &dir).await
+        self.launch(spec, kind, install, &dir).await
     }
 
     async fn status(&self, id: &EngineId) -> Result<ResourceStatus, ResourceError> {
@@ -370,15 +435,17 @@ impl ResourceManager for LocalResourceManager {
             // Being created, or a create was interrupted and will be retried.
             return Ok(ResourceStatus::PENDING);
         };
-        match process::leader(record.pid, &dir.marker()).await {
+        // Records written before rucat knew other kinds are Spark's.
+        let kind = self.kind_of(record.kind.as_ref().unwrap_or(&EngineType::Spark))?;
+        match process::leader(record.pid, &self.markers(&dir)).await {
             Leader::Ours if process::accepts_connections(record.port).await => {
                 Ok(ResourceStatus::Running {
-                    endpoint: format!("sc://{}:{}", spark::BIND_ADDRESS, record.port),
+                    endpoint: kind.endpoint(record.port),
                 })
             }
             Leader::Ours => Ok(ResourceStatus::PENDING),
             Leader::Foreign | Leader::Gone => Ok(ResourceStatus::Failed {
-                reason: self.failure_reason(id, &dir).await?,
+                reason: self.failure_reason(id, kind, &dir).await?,
             }),
         }
     }
@@ -395,7 +462,7 @@ impl ResourceManager for LocalResourceManager {
             self.reapers().remove(id);
             return Ok(());
         };
-        let marker = dir.marker();
+        let marker = self.markers(&dir);
         let mut pids = process::group_leaders_with(&marker);
         if let Some(pid) = self.recorded_pid_for_delete(&dir).await? {
             if !pids.contains(&pid) {
@@ -444,7 +511,7 @@ impl ResourceManager for LocalResourceManager {
             return Ok(Some(Box::pin(file)));
         }
         let pid = self.recorded_pid_for_delete(&dir).await?;
-        let marker = dir.marker();
+        let marker = self.markers(&dir);
         let ended = move || {
             let marker = marker.clone();
             async move {
@@ -593,7 +660,7 @@ mod tests {
             ResourceStatus::Gone
         );
         assert_ne!(
-            process::leader(pid, &manager.dir(&spec.id).marker()).await,
+            process::leader(pid, &manager.markers(&manager.dir(&spec.id))).await,
             Leader::Ours
         );
     }

@@ -5,7 +5,7 @@
 //! `/proc` is read with blocking calls: it lives in memory and answers at once,
 //! and a blocking-pool round trip per read would cost more than the read.
 
-use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use super::spark::BIND_ADDRESS;
+use crate::kind::BIND_ADDRESS;
 
 /// How long `status` waits for a connection: long enough for a loopback
 /// connect to a listening server, short enough to keep `status` cheap.
@@ -86,13 +86,13 @@ impl fmt::Display for Exit {
 pub(super) fn spawn(
     program: &Path,
     args: &[String],
-    envs: &[(&str, &OsStr)],
+    envs: &[(String, OsString)],
     cwd: &Path,
     log: std::fs::File,
 ) -> io::Result<Child> {
     Command::new(program)
         .args(args)
-        .envs(envs.iter().copied())
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -115,7 +115,7 @@ pub(super) enum Leader {
 
 /// Whether `pid` is still the process that was started with the argument
 /// `marker`. A zombie's command line reads empty, so it never counts as ours.
-pub(super) async fn leader(pid: u32, marker: &str) -> Leader {
+pub(super) async fn leader(pid: u32, marker: &[String]) -> Leader {
     for _ in 0..EXEC_POLLS {
         if let Some(leader) = leader_now(pid, marker) {
             return leader;
@@ -130,13 +130,13 @@ pub(super) async fn leader(pid: u32, marker: &str) -> Leader {
 /// an `exec`, when its command line reads empty. The engine passes through
 /// that twice as it starts (spark-submit is a script that execs Java), and
 /// calling it foreign then would report a healthy engine as failed.
-fn leader_now(pid: u32, marker: &str) -> Option<Leader> {
+fn leader_now(pid: u32, marker: &[String]) -> Option<Leader> {
     let proc_dir = Path::new("/proc").join(pid.to_string());
     match std::fs::read(proc_dir.join("cmdline")) {
         Ok(cmdline)
             if cmdline
                 .split(|&b| b == 0)
-                .any(|arg| arg == marker.as_bytes()) =>
+                .any(|arg| marker.iter().any(|m| arg == m.as_bytes())) =>
         {
             Some(Leader::Ours)
         }
@@ -170,7 +170,7 @@ fn stat_of(proc_dir: &Path) -> Option<Stat> {
 /// engine whose pid was never recorded (its starter died between starting it
 /// and writing the record). Only leaders count: a forked shell shares its
 /// parent's command line but not its group id.
-pub(super) fn group_leaders_with(marker: &str) -> Vec<u32> {
+pub(super) fn group_leaders_with(marker: &[String]) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -204,7 +204,7 @@ pub(super) fn signal_group(pid: u32, signal: Signal) -> io::Result<()> {
 /// The group is only signalled while the leader is ours, or after it is gone:
 /// while any member of a group lives, the kernel does not hand its id to a new
 /// process, so the group then still holds only the engine's leftovers.
-pub(super) async fn stop(pid: u32, marker: &str, grace: Duration) -> io::Result<()> {
+pub(super) async fn stop(pid: u32, marker: &[String], grace: Duration) -> io::Result<()> {
     match leader(pid, marker).await {
         Leader::Foreign => return Ok(()),
         Leader::Gone => return signal_group(pid, Signal::SIGKILL),
@@ -228,7 +228,7 @@ pub(super) async fn stop(pid: u32, marker: &str, grace: Duration) -> io::Result<
 }
 
 /// Polls until `pid` is no longer the engine; false if `limit` passed first.
-async fn wait_until_not_ours(pid: u32, marker: &str, limit: Duration) -> bool {
+async fn wait_until_not_ours(pid: u32, marker: &[String], limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if matches!(
@@ -325,10 +325,10 @@ pub(super) mod tests {
     async fn a_live_process_without_the_marker_is_foreign() {
         let me = std::process::id();
         assert_eq!(
-            leader(me, "spark.local.dir=/nowhere").await,
+            leader(me, &["spark.local.dir=/nowhere".to_owned()]).await,
             Leader::Foreign
         );
-        assert_eq!(leader(u32::MAX, "x").await, Leader::Gone);
+        assert_eq!(leader(u32::MAX, &["x".to_owned()]).await, Leader::Gone);
     }
 
     #[test]
@@ -368,6 +368,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn stop_escalates_to_sigkill_and_reaches_the_whole_group() {
         let marker = format!("spark.local.dir=/test/{}", uuid::Uuid::now_v7());
+        let markers = std::slice::from_ref(&marker);
         let log = tempfile::tempfile().unwrap();
         // Ignores SIGTERM, as do its children, and starts a child that would
         // outlive it.
@@ -381,19 +382,19 @@ pub(super) mod tests {
         let mut child = spawn(Path::new("sh"), &args, &[], Path::new("/"), log).unwrap();
         let pid = child.id().unwrap();
         let _cleanup = KillGroupOnPanic(pid);
-        assert_eq!(leader(pid, &marker).await, Leader::Ours);
+        assert_eq!(leader(pid, markers).await, Leader::Ours);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(group_leaders_with(&marker), [pid], "not its children");
+        assert_eq!(group_leaders_with(markers), [pid], "not its children");
         assert!(live_members(pid).len() >= 2, "the background sleep runs");
 
         let started = std::time::Instant::now();
-        stop(pid, &marker, Duration::from_millis(300))
+        stop(pid, markers, Duration::from_millis(300))
             .await
             .unwrap();
         assert!(started.elapsed() >= Duration::from_millis(300));
         let status = child.wait().await.unwrap();
         assert_eq!(Exit::from_status(status), Some(Exit::Signal(9)));
-        assert_eq!(leader(pid, &marker).await, Leader::Gone);
+        assert_eq!(leader(pid, markers).await, Leader::Gone);
         for _ in 0..40 {
             if live_members(pid).is_empty() {
                 return;

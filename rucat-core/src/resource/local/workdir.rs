@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::process::Exit;
-use super::spark;
-use crate::engine::EngineId;
+use crate::engine::{EngineId, EngineType};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// `remove_dir_all` can race with a process that is still writing a last file
@@ -27,11 +26,15 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const REMOVE_ATTEMPTS: u32 = 5;
 
 /// Where a running engine can be found, kept in `process.json`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct ProcessRecord {
     /// Also the id of its process group.
     pub pid: u32,
     pub port: u16,
+    /// The engine's kind; absent in records written before rucat knew
+    /// other kinds than Spark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<EngineType>,
 }
 
 #[derive(Clone, Debug)]
@@ -80,12 +83,6 @@ impl EngineDir {
 
     fn lock_file(&self) -> PathBuf {
         self.root.join("lock")
-    }
-
-    /// The argument that identifies this engine's process; see
-    /// [`spark::local_dir_conf`].
-    pub fn marker(&self) -> String {
-        spark::local_dir_conf(&self.local_dir())
     }
 
     pub async fn exists(&self) -> io::Result<bool> {
@@ -269,9 +266,16 @@ mod tests {
         let record = ProcessRecord {
             pid: 42,
             port: 15002,
+            kind: Some(EngineType::Sail),
         };
-        dir.write_process(record).await.unwrap();
+        dir.write_process(record.clone()).await.unwrap();
         assert_eq!(dir.read_process().await.unwrap(), Some(record));
+        // A record written before kinds reads as one without a kind.
+        tokio::fs::write(dir.path().join("process.json"), r#"{"pid":7,"port":15003}"#)
+            .await
+            .unwrap();
+        let old = dir.read_process().await.unwrap().unwrap();
+        assert_eq!((old.pid, old.port, old.kind), (7, 15003, None));
         dir.write_exit(Exit::Code(1)).await.unwrap();
         assert_eq!(dir.read_exit().await.unwrap(), Some(Exit::Code(1)));
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())

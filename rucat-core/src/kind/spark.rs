@@ -1,31 +1,154 @@
-//! What the local resource manager knows about Spark, kept free of I/O so it
-//! can be checked against golden values: the spark-submit command line that
-//! runs an engine as a Spark Connect server, how to read the Spark version of
-//! an installation, and how to turn Spark's log into a reason a user can act on.
+//! Apache Spark, run as a Spark Connect server: the versions rucat drives,
+//! the properties it reserves, the spark-submit command line of a local
+//! engine, how to find a local Spark and read its version, and whether its
+//! clients go through rucat's gateway. All but [`Spark::locate`] is free of
+//! I/O, so it is checked against golden values.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
+
+use super::{BIND_ADDRESS, EngineKind, Launch, LaunchPlan, LocalInstall, numeric_version};
 use crate::engine::{Configs, EngineId};
+use crate::resource::local::{LocalConfig, LocalSetupError};
+
+/// The `engine_type` of Spark engines.
+pub const NAME: &str = "Spark";
+
+/// Spark, as an [`EngineKind`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Spark;
+
+/// Spark properties that rucat (or its resource manager) sets itself: where the
+/// engine listens, which master it uses and where it writes. A user value would
+/// break the engine's isolation or its reachability.
+pub const RESERVED_CONFIGS: &[&str] = &[
+    "spark.master",
+    "spark.submit.deployMode",
+    "spark.app.name",
+    "spark.connect.grpc.binding.port",
+    "spark.connect.grpc.binding.address",
+    "spark.connect.grpc.port.maxRetries",
+    "spark.driver.host",
+    "spark.driver.bindAddress",
+    "spark.driver.port",
+    "spark.blockManager.port",
+    "spark.driver.blockManager.port",
+    "spark.ui.enabled",
+    "spark.ui.port",
+    "spark.local.dir",
+    "spark.sql.warehouse.dir",
+    "spark.kubernetes.namespace",
+    "spark.kubernetes.driver.pod.name",
+    "spark.kubernetes.executor.podNamePrefix",
+];
+
+/// Spark versions rucat can drive as Spark Connect servers: 3.5.x, where
+/// Spark Connect became generally available, and every 4.x.
+pub fn version_supported(version: &str) -> bool {
+    matches!(numeric_version(version), Some([4, _, _] | [3, 5, _]))
+}
+
+#[async_trait]
+impl EngineKind for Spark {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check_version(&self, version: &str) -> Result<(), String> {
+        if version_supported(version) {
+            Ok(())
+        } else {
+            Err(format!(
+                "Spark version {version:?} is not supported; use 3.5.x or 4.x.y"
+            ))
+        }
+    }
+
+    fn version_pattern(&self) -> &'static str {
+        r"^(3\.5|4\.[0-9]{1,4})\.[0-9]{1,4}$"
+    }
+
+    fn reserved_configs(&self) -> &'static [&'static str] {
+        RESERVED_CONFIGS
+    }
+
+    /// Spark 4 engines: Spark 3.5's Spark Connect server cannot check a
+    /// token, so its clients connect directly, and rucat sees nothing of
+    /// their use.
+    fn served_by_gateway(&self, version: &str) -> bool {
+        !version.starts_with("3.")
+    }
+
+    /// Finds Spark in the configured home, else in `SPARK_HOME`, else in the
+    /// pyspark package of `python`: pip's pyspark is a complete Spark, and
+    /// the easiest one to install.
+    async fn locate(&self, config: &LocalConfig) -> Result<LocalInstall, LocalSetupError> {
+        locate(config.spark_home.as_deref(), &config.python).await
+    }
+
+    /// Spark is what a local rucat is for: a machine without it is reported
+    /// at startup, as before there were other kinds.
+    fn required_locally(&self) -> bool {
+        true
+    }
+
+    fn process_marker(&self, engine_dir: &Path) -> String {
+        local_dir_conf(&engine_dir.join("local"))
+    }
+
+    fn launch_plan(&self, launch: &Launch<'_>) -> LaunchPlan {
+        let args = submit_args(&SubmitPlan {
+            id: &launch.spec.id,
+            configs: &launch.spec.configs,
+            master: &launch.config.master,
+            driver_memory: &launch.config.driver_memory,
+            port: launch.port,
+            local_dir: &launch.local_dir(),
+            tmp_dir: &launch.tmp_dir(),
+            warehouse_dir: &launch.warehouse_dir(),
+        });
+        let inherited = std::env::var("SPARK_LAUNCHER_OPTS").ok();
+        // Without SPARK_LOCAL_IP the driver and block manager bind to the
+        // machine's outward address, whatever the Connect binding says.
+        let mut envs: Vec<(String, OsString)> = vec![
+            ("SPARK_LOCAL_IP".into(), BIND_ADDRESS.into()),
+            (
+                "SPARK_LAUNCHER_OPTS".into(),
+                launcher_opts(inherited.as_deref()).into(),
+            ),
+            ("SPARK_HOME".into(), launch.install.location.clone().into()),
+            ("SPARK_LOG_DIR".into(), launch.engine_dir.into()),
+            ("SPARK_PID_DIR".into(), launch.engine_dir.into()),
+        ];
+        if let Some(token) = &launch.spec.token {
+            envs.push((TOKEN_ENV.into(), token.expose().into()));
+        }
+        LaunchPlan {
+            program: launch.install.program.clone(),
+            args,
+            envs,
+        }
+    }
+}
 
 /// The main class of a Spark Connect server; spark-submit knows it as an
 /// internal class, so no application jar is needed.
-pub(super) const CONNECT_SERVER_CLASS: &str =
+pub(crate) const CONNECT_SERVER_CLASS: &str =
     "org.apache.spark.sql.connect.service.SparkConnectServer";
-
-/// Engines listen on loopback only: a local engine is for this machine.
-pub(super) const BIND_ADDRESS: &str = "127.0.0.1";
 
 /// Where a Spark 4 Connect server reads the pre-shared token it demands from
 /// clients (`PreSharedKeyAuthenticationInterceptor`). The environment rather
 /// than `spark.connect.authenticate.token`, so that the token is on no command
 /// line and in no Spark conf a client can read back.
-pub(super) const TOKEN_ENV: &str = "SPARK_CONNECT_AUTHENTICATE_TOKEN";
+pub(crate) const TOKEN_ENV: &str = "SPARK_CONNECT_AUTHENTICATE_TOKEN";
 
 const DRIVER_MEMORY: &str = "spark.driver.memory";
 const DRIVER_JAVA_OPTIONS: &str = "spark.driver.extraJavaOptions";
 
 /// Everything that decides one engine's spark-submit command line.
-pub(super) struct SubmitPlan<'a> {
+pub(crate) struct SubmitPlan<'a> {
     pub id: &'a EngineId,
     pub configs: &'a Configs,
     pub master: &'a str,
@@ -41,7 +164,7 @@ pub(super) struct SubmitPlan<'a> {
 /// line of the engine's process (shell script and JVM alike) and of no other
 /// process, so finding it in `/proc/<pid>/cmdline` proves a recorded pid was
 /// not recycled.
-pub(super) fn local_dir_conf(local_dir: &Path) -> String {
+pub(crate) fn local_dir_conf(local_dir: &Path) -> String {
     format!("spark.local.dir={}", local_dir.display())
 }
 
@@ -53,7 +176,7 @@ pub(super) fn local_dir_conf(local_dir: &Path) -> String {
 /// its work dir. The user's `spark.driver.memory` replaces the default instead
 /// of fighting with `--driver-memory`, and the user's driver Java options are
 /// kept, with rucat's appended so that its `java.io.tmpdir` wins.
-pub(super) fn submit_args(plan: &SubmitPlan<'_>) -> Vec<String> {
+pub(crate) fn submit_args(plan: &SubmitPlan<'_>) -> Vec<String> {
     let mut args = vec![
         "--master".to_owned(),
         plan.master.to_owned(),
@@ -101,7 +224,7 @@ fn driver_java_options(plan: &SubmitPlan<'_>) -> String {
 /// `SPARK_LAUNCHER_OPTS` for the short-lived JVM that `spark-class` runs to
 /// compute the real command line: without `-XX:-UsePerfData` it too writes
 /// under the system temp dir. Options the user already set are kept.
-pub(super) fn launcher_opts(inherited: Option<&str>) -> String {
+pub(crate) fn launcher_opts(inherited: Option<&str>) -> String {
     match inherited.map(str::trim) {
         Some(opts) if !opts.is_empty() => format!("{opts} -XX:-UsePerfData"),
         _ => "-XX:-UsePerfData".to_owned(),
@@ -131,7 +254,7 @@ fn quote_java_option(value: &str) -> String {
 
 /// The version in a Spark distribution's `RELEASE` file, whose first line
 /// reads like `Spark 4.3.0 built for Hadoop 3.4.1`.
-pub(super) fn version_from_release(release: &str) -> Option<String> {
+pub(crate) fn version_from_release(release: &str) -> Option<String> {
     let mut words = release.lines().next()?.split_whitespace();
     match (words.next(), words.next()) {
         (Some("Spark"), Some(version)) => Some(version.to_owned()),
@@ -141,7 +264,7 @@ pub(super) fn version_from_release(release: &str) -> Option<String> {
 
 /// The version in the name of Spark's core jar, e.g. `spark-core_2.13-4.3.0.jar`.
 /// pip's pyspark has no `RELEASE` file, but always ships this jar.
-pub(super) fn version_from_core_jar(file_name: &str) -> Option<String> {
+pub(crate) fn version_from_core_jar(file_name: &str) -> Option<String> {
     let rest = file_name
         .strip_prefix("spark-core_")?
         .strip_suffix(".jar")?;
@@ -151,18 +274,74 @@ pub(super) fn version_from_core_jar(file_name: &str) -> Option<String> {
     numeric.then(|| version.to_owned())
 }
 
-/// The reason shown to a user for an engine whose process has ended.
-/// `exit` describes how it ended, e.g. "exited with code 1", if known.
-pub(super) fn failure_reason(exit: Option<&str>, log_summary: &str) -> String {
-    let head = match exit {
-        Some(exit) => format!("Spark {exit}"),
-        None => "Spark's process is gone and its exit status is unknown".to_owned(),
+/// Finds Spark in the configured home, else in `SPARK_HOME`, else in the
+/// pyspark package of `python`: pip's pyspark is a complete Spark, and the
+/// easiest one to install.
+async fn locate(configured: Option<&Path>, python: &Path) -> Result<LocalInstall, LocalSetupError> {
+    let home = match configured {
+        Some(home) => home.to_owned(),
+        None => match std::env::var_os("SPARK_HOME").filter(|h| !h.is_empty()) {
+            Some(home) => PathBuf::from(home),
+            None => pyspark_home(python).await?,
+        },
     };
-    if log_summary.is_empty() {
-        format!("{head}; its log is empty")
-    } else {
-        format!("{head}; end of its log:\n{log_summary}")
+    let submit = home.join("bin").join("spark-submit");
+    if !submit.is_file() {
+        return Err(LocalSetupError::SparkSubmitMissing(submit));
     }
+    let version =
+        installed_version(&home).ok_or_else(|| LocalSetupError::VersionUnknown(home.clone()))?;
+    Ok(LocalInstall {
+        location: home,
+        program: submit,
+        version,
+    })
+}
+
+async fn pyspark_home(python: &Path) -> Result<PathBuf, LocalSetupError> {
+    let script = "import os, pyspark; print(os.path.dirname(pyspark.__file__))";
+    let output = tokio::process::Command::new(python)
+        .args(["-c", script])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| {
+            LocalSetupError::SparkNotFound(format!(
+                "SPARK_HOME is not set and {} could not be run: {e}",
+                python.display()
+            ))
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or("no error output");
+        return Err(LocalSetupError::SparkNotFound(format!(
+            "SPARK_HOME is not set and {} has no pyspark ({last})",
+            python.display()
+        )));
+    }
+    let home = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if home.is_empty() {
+        return Err(LocalSetupError::SparkNotFound(format!(
+            "{} printed no pyspark location",
+            python.display()
+        )));
+    }
+    Ok(PathBuf::from(home))
+}
+
+/// Read from files rather than by running `spark-submit --version`, which
+/// starts a JVM.
+fn installed_version(home: &Path) -> Option<String> {
+    if let Some(version) = std::fs::read_to_string(home.join("RELEASE"))
+        .ok()
+        .and_then(|release| version_from_release(&release))
+    {
+        return Some(version);
+    }
+    std::fs::read_dir(home.join("jars"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|entry| version_from_core_jar(entry.file_name().to_str()?))
 }
 
 #[cfg(test)]
@@ -299,15 +478,46 @@ mod tests {
         assert_eq!(version_from_core_jar("spark-core_2.13-tests.jar"), None);
     }
 
-    #[test]
-    fn reasons() {
-        assert_eq!(
-            failure_reason(Some("exited with code 1"), "boom"),
-            "Spark exited with code 1; end of its log:\nboom"
-        );
-        assert_eq!(
-            failure_reason(None, ""),
-            "Spark's process is gone and its exit status is unknown; its log is empty"
-        );
+    #[tokio::test]
+    async fn a_distribution_is_read_from_its_release_file() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("bin")).unwrap();
+        std::fs::create_dir_all(home.path().join("jars")).unwrap();
+        std::fs::write(home.path().join("bin/spark-submit"), "").unwrap();
+        std::fs::write(home.path().join("jars/spark-core_2.12-3.5.3.jar"), "").unwrap();
+        let found = locate(Some(home.path()), Path::new("python3"))
+            .await
+            .unwrap();
+        assert_eq!(found.version, "3.5.3");
+        std::fs::write(
+            home.path().join("RELEASE"),
+            "Spark 3.5.4 built for Hadoop 3\n",
+        )
+        .unwrap();
+        let found = locate(Some(home.path()), Path::new("python3"))
+            .await
+            .unwrap();
+        assert_eq!(found.version, "3.5.4");
+        assert_eq!(found.program, home.path().join("bin/spark-submit"));
+    }
+
+    #[tokio::test]
+    async fn missing_pieces_are_typed_errors() {
+        let home = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            locate(Some(home.path()), Path::new("python3")).await,
+            Err(LocalSetupError::SparkSubmitMissing(_))
+        ));
+        std::fs::create_dir_all(home.path().join("bin")).unwrap();
+        std::fs::write(home.path().join("bin/spark-submit"), "").unwrap();
+        assert!(matches!(
+            locate(Some(home.path()), Path::new("python3")).await,
+            Err(LocalSetupError::VersionUnknown(_))
+        ));
+        let err = pyspark_home(Path::new("/nonexistent/python"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LocalSetupError::SparkNotFound(_)));
+        assert!(err.to_string().contains("/nonexistent/python"), "{err}");
     }
 }

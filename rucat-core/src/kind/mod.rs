@@ -1,0 +1,272 @@
+//! Engine kinds: everything rucat knows about one kind of engine (Spark,
+//! Sail, or one a third party adds), in one place per kind, behind
+//! [`EngineKind`].
+//!
+//! The rest of rucat is generic over kinds: request validation asks the
+//! kind which versions and configs it accepts, the local resource manager
+//! asks it for a [`LaunchPlan`] and for the reason in its log, and the
+//! gateway asks whether its engines speak Spark Connect through it. A new
+//! kind implements [`EngineKind`] and is registered in a [`Kinds`]; no
+//! resource manager changes. (The Kubernetes resource manager, `rucat-k8s`,
+//! still runs Spark only.)
+
+pub mod sail;
+pub mod spark;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+
+use crate::engine::{Configs, EngineSpec, EngineType};
+use crate::request::ValidationError;
+use crate::resource::local::{LocalConfig, LocalSetupError};
+
+/// Local engines listen on loopback only: a local engine is for this
+/// machine, and engines that cannot check a token (Sail, Spark 3.5) must be
+/// reachable by nothing but rucat's gateway and local users.
+pub const BIND_ADDRESS: &str = "127.0.0.1";
+
+/// One kind of engine. Its pure parts (versions, configs, endpoint, failure
+/// reasons, the launch plan) are free of I/O so they can be tested against
+/// golden values; only [`EngineKind::locate`] looks at the machine.
+#[async_trait]
+pub trait EngineKind: Send + Sync + 'static {
+    /// The `engine_type` users write, e.g. `"Spark"`.
+    fn name(&self) -> &'static str;
+
+    /// Why `version` is not one this kind can run, if it is not; the
+    /// reason is shown to the user as is.
+    fn check_version(&self, version: &str) -> Result<(), String>;
+
+    /// [`EngineKind::check_version`] as a regular expression (ECMA 262 and
+    /// Python alike), for the API's OpenAPI document.
+    fn version_pattern(&self) -> &'static str;
+
+    /// The form of config keys [`EngineKind::validate_configs`] accepts,
+    /// as a regular expression without anchors, for the OpenAPI document;
+    /// `None` if it accepts any key the generic rules allow.
+    fn config_key_form(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Config keys rucat sets itself (or that would break the engine's
+    /// isolation or reachability); users may not set them.
+    fn reserved_configs(&self) -> &'static [&'static str];
+
+    /// Kind-specific checks of a request's configs, after the generic ones
+    /// (count, lengths, characters) and the reserved keys. None by default.
+    fn validate_configs(&self, _configs: &Configs) -> Result<(), ValidationError> {
+        Ok(())
+    }
+
+    /// Whether users reach engines of this version through rucat's Spark
+    /// Connect gateway (which adds the engine's token and sees their use).
+    fn served_by_gateway(&self, version: &str) -> bool;
+
+    /// The address users are given for an engine listening on `port` of
+    /// [`BIND_ADDRESS`], e.g. `sc://127.0.0.1:15002`.
+    fn endpoint(&self, port: u16) -> String {
+        format!("sc://{BIND_ADDRESS}:{port}")
+    }
+
+    /// Finds this kind's local installation and its version. Called once,
+    /// when the local resource manager is built.
+    async fn locate(&self, config: &LocalConfig) -> Result<LocalInstall, LocalSetupError>;
+
+    /// Whether a machine without this kind may still run the others: a
+    /// required kind that cannot be located stops the local resource
+    /// manager from starting; another one only fails its own engines.
+    fn required_locally(&self) -> bool {
+        false
+    }
+
+    /// The argument that only this engine's process carries on its command
+    /// line; finding it in `/proc/<pid>/cmdline` proves that a recorded pid
+    /// was not recycled, and finds a process whose pid was never recorded.
+    /// [`EngineKind::launch_plan`] must put it among the arguments as is.
+    fn process_marker(&self, engine_dir: &Path) -> String;
+
+    /// How to start one engine as a local process that listens on
+    /// `launch.port` of [`BIND_ADDRESS`].
+    fn launch_plan(&self, launch: &Launch<'_>) -> LaunchPlan;
+
+    /// The reason shown to a user for an engine whose process has ended:
+    /// `exit` says how, e.g. "exited with code 1", if known, and
+    /// `log_summary` is the end of its log (see
+    /// [`crate::logs::reason::summarize_log`]).
+    fn failure_reason(&self, exit: Option<&str>, log_summary: &str) -> String {
+        let name = self.name();
+        let head = match exit {
+            Some(exit) => format!("{name} {exit}"),
+            None => format!("{name}'s process is gone and its exit status is unknown"),
+        };
+        if log_summary.is_empty() {
+            format!("{head}; its log is empty")
+        } else {
+            format!("{head}; end of its log:\n{log_summary}")
+        }
+    }
+}
+
+/// A kind's installation on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalInstall {
+    /// Where it was found (a Spark home, a Python), for messages.
+    pub location: PathBuf,
+    /// The program that starts an engine.
+    pub program: PathBuf,
+    /// The only version of the kind this machine runs.
+    pub version: String,
+}
+
+/// Everything that decides how one engine is started.
+#[derive(Clone, Copy, Debug)]
+pub struct Launch<'a> {
+    pub spec: &'a EngineSpec,
+    pub install: &'a LocalInstall,
+    pub config: &'a LocalConfig,
+    /// The engine's port on [`BIND_ADDRESS`].
+    pub port: u16,
+    /// The engine's work directory (also the process's working directory);
+    /// it holds `local/`, `tmp/` and `warehouse/`, which exist at launch.
+    pub engine_dir: &'a Path,
+}
+
+impl Launch<'_> {
+    pub fn local_dir(&self) -> PathBuf {
+        self.engine_dir.join("local")
+    }
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.engine_dir.join("tmp")
+    }
+    pub fn warehouse_dir(&self) -> PathBuf {
+        self.engine_dir.join("warehouse")
+    }
+}
+
+/// A process to start: its output goes to the engine's log, in a process
+/// group of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaunchPlan {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Set on top of rucat's own environment. Secrets go here, never in
+    /// `args`, which `ps` shows anyone.
+    pub envs: Vec<(String, OsString)>,
+}
+
+/// The kinds one rucat process knows, by name.
+#[derive(Clone)]
+pub struct Kinds {
+    kinds: Vec<Arc<dyn EngineKind>>,
+}
+
+static BUILTIN: LazyLock<Kinds> = LazyLock::new(|| Kinds {
+    kinds: vec![Arc::new(spark::Spark), Arc::new(sail::Sail)],
+});
+
+impl Kinds {
+    /// The kinds rucat ships: Spark and Sail.
+    pub fn builtin() -> &'static Kinds {
+        &BUILTIN
+    }
+
+    /// Adds `kind`, replacing a kind of the same name.
+    pub fn register(mut self, kind: impl EngineKind) -> Self {
+        self.kinds.retain(|k| k.name() != kind.name());
+        self.kinds.push(Arc::new(kind));
+        self
+    }
+
+    pub fn get(&self, engine_type: &EngineType) -> Option<&Arc<dyn EngineKind>> {
+        self.by_name(engine_type.name())
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<dyn EngineKind>> {
+        self.kinds.iter().find(|k| k.name() == name)
+    }
+
+    /// In registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn EngineKind>> {
+        self.kinds.iter()
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|k| k.name()).collect()
+    }
+}
+
+impl std::fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// Whether `version` is three numbers of at most four digits, e.g. `4.3.0`.
+pub(crate) fn numeric_version(version: &str) -> Option<[u32; 3]> {
+    let mut parts = version.split('.');
+    let mut numbers = [0u32; 3];
+    for n in &mut numbers {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 4 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *n = part.parse().ok()?;
+    }
+    parts.next().is_none().then_some(numbers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_kinds_are_found_by_name() {
+        let kinds = Kinds::builtin();
+        assert_eq!(kinds.names(), ["Spark", "Sail"]);
+        assert_eq!(
+            kinds.get(&EngineType::Spark).map(|k| k.name()),
+            Some("Spark")
+        );
+        assert_eq!(kinds.get(&EngineType::Sail).map(|k| k.name()), Some("Sail"));
+        assert!(kinds.by_name("spark").is_none(), "names are case-sensitive");
+        assert!(kinds.by_name("Flink").is_none());
+    }
+
+    #[test]
+    fn registering_adds_or_replaces_by_name() {
+        let kinds = Kinds::builtin().clone().register(sail::Sail);
+        assert_eq!(kinds.names(), ["Spark", "Sail"]);
+    }
+
+    #[test]
+    fn numeric_versions() {
+        assert_eq!(numeric_version("4.3.0"), Some([4, 3, 0]));
+        assert_eq!(numeric_version("0.7.12"), Some([0, 7, 12]));
+        for bad in [
+            "",
+            "4.0",
+            "4.0.0-rc1",
+            "latest",
+            "4..0",
+            "1.2.3.4",
+            "12345.0.0",
+        ] {
+            assert_eq!(numeric_version(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_failure_reason_names_the_kind() {
+        assert_eq!(
+            sail::Sail.failure_reason(Some("exited with code 1"), "boom"),
+            "Sail exited with code 1; end of its log:\nboom"
+        );
+        assert_eq!(
+            sail::Sail.failure_reason(None, ""),
+            "Sail's process is gone and its exit status is unknown; its log is empty"
+        );
+    }
+}

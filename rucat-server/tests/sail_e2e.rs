@@ -1,0 +1,223 @@
+//! Sail engines end to end with real parts: the `rucat-server` binary, a
+//! SQLite file, local `sail spark server` processes from pysail, and a real
+//! pyspark client going through rucat's gateway.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::processes::{RucatProcess, processes_mentioning, pyspark};
+
+/// Sail opens its port within milliseconds; this is for a loaded machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The Python that runs Sail: `scripts/install-deps`'s venv, whose pyspark
+/// is one Sail 0.7 supports (it refuses the system's pyspark 4.3).
+fn sail_python() -> PathBuf {
+    let tools = std::env::var_os("RUCAT_TOOLS").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/rucat-tools"),
+        PathBuf::from,
+    );
+    tools.join("sail-venv/bin/python")
+}
+
+/// A server whose local resource manager runs Sail with [`sail_python`].
+fn server(data: &Path) -> RucatProcess {
+    let config = json!({"resource_manager": {"Local": {
+        "work_dir": data.join("engines"), "sail_python": sail_python()}}});
+    let path = data.join("server.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    RucatProcess::server(&[
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config-path",
+        path.to_str().unwrap(),
+    ])
+}
+
+/// The version of the pysail the local resource manager will run.
+fn local_sail_version() -> String {
+    let out = Command::new(sail_python())
+        .args(["-c", "import pysail; print(pysail.__version__)"])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "pysail is installed in {} (scripts/install-deps)",
+        sail_python().display()
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+struct Api<'a> {
+    server: &'a RucatProcess,
+    client: reqwest::Client,
+}
+
+impl<'a> Api<'a> {
+    fn new(server: &'a RucatProcess) -> Self {
+        Self {
+            server,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn create(&self, configs: Value) -> reqwest::Response {
+        let body = json!({"name": "sail", "engine_type": "Sail",
+            "version": local_sail_version(), "configs": configs});
+        self.client
+            .post(self.server.url("/engine"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn created(&self, configs: Value) -> String {
+        let response = self.create(configs).await;
+        assert_eq!(response.status(), 200);
+        let created: Value = response.json().await.unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn get(&self, id: &str) -> reqwest::Response {
+        self.client
+            .get(self.server.url(&format!("/engine/{id}")))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn action(&self, id: &str, action: &str) {
+        let url = |path: String| self.server.url(&path);
+        let response = match action {
+            "delete" => self.client.delete(url(format!("/engine/{id}"))),
+            _ => self.client.post(url(format!("/engine/{id}/{action}"))),
+        }
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "{action}: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    async fn wait_for(&self, id: &str, state: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let info: Value = self.get(id).await.json().await.unwrap();
+            if info["state"] == state {
+                return info;
+            }
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "never reached {state}: {info}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// sum(id) over range(1000) through `endpoint` with a real pyspark client.
+async fn sum(endpoint: &str) -> Value {
+    let endpoint = endpoint.to_owned();
+    tokio::task::spawn_blocking(move || {
+        pyspark(&["sum", &endpoint], &[]).unwrap_or_else(|stderr| panic!("sum failed: {stderr}"))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sail_engine_lifecycle_through_the_server_and_gateway() {
+    let data = tempfile::tempdir().unwrap();
+    let server = server(data.path());
+    let api = Api::new(&server);
+
+    let started = Instant::now();
+    let id = api.created(json!({"execution.batch_size": "4096"})).await;
+    let info = api.wait_for(&id, "Running").await;
+    let to_running = started.elapsed();
+    let endpoint = info["endpoint"].as_str().expect("an endpoint").to_owned();
+    assert!(
+        endpoint.starts_with("sc://localhost:")
+            && endpoint.ends_with(&format!("/;x-rucat-engine-id={id}")),
+        "users connect through the gateway: {endpoint}"
+    );
+    assert_eq!(info["engine_type"], "Sail");
+    let engine = processes_mentioning(&format!(
+        "--directory={}",
+        data.path().join("engines").join(&id).display()
+    ));
+    assert_eq!(engine.len(), 1, "one sail process: {engine:?}");
+    let query_started = Instant::now();
+    assert_eq!(sum(&endpoint).await, json!(499500));
+    eprintln!(
+        "Sail: create -> Running {to_running:?}; first query {:?}",
+        query_started.elapsed()
+    );
+
+    api.action(&id, "stop").await;
+    let stopped = api.wait_for(&id, "Terminated").await;
+    assert!(stopped.get("endpoint").is_none());
+    assert_eq!(processes_mentioning(&id), Vec::<u32>::new(), "sail is gone");
+
+    api.action(&id, "restart").await;
+    let info = api.wait_for(&id, "Running").await;
+    assert_eq!(sum(info["endpoint"].as_str().unwrap()).await, json!(499500));
+
+    api.action(&id, "stop").await;
+    api.wait_for(&id, "Terminated").await;
+    api.action(&id, "delete").await;
+    assert_eq!(api.get(&id).await.status(), 404);
+    assert_eq!(processes_mentioning(&id), Vec::<u32>::new());
+    assert!(
+        !data.path().join("engines").join(&id).exists(),
+        "no work directory left"
+    );
+    assert!(server.terminate());
+}
+
+#[tokio::test]
+async fn sail_engine_with_a_bad_config_ends_in_error_clean_with_sails_reason() {
+    let data = tempfile::tempdir().unwrap();
+    let server = server(data.path());
+    let api = Api::new(&server);
+
+    // Refused before anything is recorded: a key rucat reserves, and one
+    // not in Sail's form.
+    for (key, field) in [
+        ("mode", "configs.mode"),
+        ("Execution.x", "configs.Execution.x"),
+    ] {
+        let response = api.create(json!({ key: "x" })).await;
+        assert_eq!(response.status(), 422, "{key}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(field), "{body}");
+    }
+
+    // Sail reads its configs when it starts: a value of the wrong type
+    // fails the engine, and its log says why.
+    let id = api.created(json!({"execution.batch_size": "lots"})).await;
+    let info = api.wait_for(&id, "ErrorClean").await;
+    let error = info["error"].as_str().expect("the reason is recorded");
+    assert!(
+        error.starts_with("Sail exited with code") && error.contains("\"lots\""),
+        "{error}"
+    );
+    assert_eq!(
+        processes_mentioning(&id),
+        Vec::<u32>::new(),
+        "no process left behind"
+    );
+    assert!(!data.path().join("engines").join(&id).exists());
+    api.action(&id, "delete").await;
+    assert_eq!(api.get(&id).await.status(), 404);
+    assert!(server.terminate());
+}
