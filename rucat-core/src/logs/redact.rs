@@ -25,6 +25,9 @@ pub struct Redactor {
     /// Longest first, so that of secrets starting at one place the longest
     /// is replaced whole.
     secrets: Vec<Vec<u8>>,
+    /// The secrets' distinct first bytes: no secret starts anywhere else,
+    /// so the scan jumps from one of these to the next.
+    firsts: Vec<u8>,
     carry: Vec<u8>,
 }
 
@@ -51,8 +54,12 @@ impl Redactor {
             .collect();
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
+        let mut firsts: Vec<u8> = secrets.iter().filter_map(|s| s.first().copied()).collect();
+        firsts.sort_unstable();
+        firsts.dedup();
         Self {
             secrets,
+            firsts,
             carry: Vec::new(),
         }
     }
@@ -82,6 +89,13 @@ impl Redactor {
         let mut run = 0;
         let mut at = 0;
         while at < data.len() {
+            match self.next_candidate(&data[at..]) {
+                Some(skip) => at += skip,
+                None => {
+                    at = data.len();
+                    break;
+                }
+            }
             let rest = &data[at..];
             if !last
                 && rest.len() < longest
@@ -104,6 +118,21 @@ impl Redactor {
         }
         out.extend_from_slice(&data[run..at]);
         at
+    }
+}
+
+impl Redactor {
+    /// Where in `data` a secret could start: the next of the secrets'
+    /// first bytes (memchr's vectorized search for up to three of them).
+    fn next_candidate(&self, data: &[u8]) -> Option<usize> {
+        match self.firsts[..] {
+            [a] => memchr::memchr(a, data),
+            [a, b] => memchr::memchr2(a, b, data),
+            [a, b, c] => memchr::memchr3(a, b, c, data),
+            _ => data
+                .iter()
+                .position(|b| self.firsts.binary_search(b).is_ok()),
+        }
     }
 }
 
@@ -197,6 +226,47 @@ mod tests {
                 expected,
                 "chunk {chunk}"
             );
+        }
+    }
+
+    /// The same answer as the obvious quadratic scan (at each place, the
+    /// longest secret that starts there), for one to five secrets (so
+    /// every way of finding candidates is used), whatever the chunking.
+    #[test]
+    fn the_jumping_scan_agrees_with_the_obvious_one() {
+        fn obvious(secrets: &[&str], text: &str) -> String {
+            let mut sorted: Vec<&str> = secrets.to_vec();
+            sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            let (mut out, mut at) = (String::new(), 0);
+            while at < text.len() {
+                match sorted.iter().find(|s| text[at..].starts_with(**s)) {
+                    Some(s) => {
+                        out.push_str("<redacted>");
+                        at += s.len();
+                    }
+                    None => {
+                        out.push_str(&text[at..=at]);
+                        at += 1;
+                    }
+                }
+            }
+            out
+        }
+        let all = ["abc", "xyz", "aab", "qq", "bca"];
+        // A deterministic jumble of the secrets' letters and others.
+        let text: String = (0..600u32)
+            .map(|i| b"abcxyzq. "[(i.wrapping_mul(7919) % 9) as usize] as char)
+            .collect();
+        for n in 1..=all.len() {
+            let secrets = &all[..n];
+            let expected = obvious(secrets, &text);
+            for chunk in [1, 2, 3, 5, 64, 600] {
+                assert_eq!(
+                    redact_in_chunks(secrets, &text, chunk),
+                    expected,
+                    "{n} secrets, chunk {chunk}"
+                );
+            }
         }
     }
 
