@@ -154,7 +154,15 @@ async fn logs_are_read_live_followed_archived_per_attempt_and_removed_after_dele
     assert!(text.contains("token=<redacted>"), "{text}");
     assert!(!text.contains(&token));
 
-    // Live, the last line only.
+    // Live, the last line only, once the engine ticks (its first tick
+    // comes 200 ms after it starts, maybe after it is Running).
+    let ticking = tokio::time::timeout(Duration::from_secs(10), async {
+        while !setup.read(&id, whole(None)).await.2.contains("tick") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(ticking.is_ok(), "the engine logs ticks");
     let request = LogRequest {
         selection: Selection::Tail(1),
         ..whole(None)
