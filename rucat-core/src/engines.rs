@@ -326,20 +326,11 @@ impl Engines {
     /// Forgets the engine. Allowed only where it holds no resources
     /// (`WaitToStart`, `Terminated`, `ErrorClean`): a running engine is stopped first.
     pub async fn delete(&self, id: &EngineId) -> Result<(), EngineError> {
-        self.delete_for(Caller::System, id).await
+        self.remove_for(Caller::System, id, false).await.map(drop)
     }
 
     pub async fn delete_as(&self, who: &Identity, id: &EngineId) -> Result<(), EngineError> {
-        self.delete_for(Caller::As(who), id).await
-    }
-
-    async fn delete_for(&self, who: Caller<'_>, id: &EngineId) -> Result<(), EngineError> {
-        // Read first for the log archive's tombstone: who owned the engine
-        // is what decides who may read its logs once it is gone.
-        let record = self.visible(who, id).await?;
-        self.act(who, id, Event::Delete).await?;
-        self.logs_deleted(&record).await;
-        Ok(())
+        self.remove_for(Caller::As(who), id, false).await.map(drop)
     }
 
     /// Starts the deleted engine's logs' retention time. A failure leaves
@@ -361,7 +352,7 @@ impl Engines {
     /// nothing is held (`WaitToStart`, `Terminated`, `ErrorClean`) it is
     /// [`Self::delete`]; a starting or running engine must be stopped first.
     pub async fn force_delete(&self, id: &EngineId) -> Result<EngineRecord, EngineError> {
-        self.force_delete_for(Caller::System, id).await
+        self.remove_for(Caller::System, id, true).await
     }
 
     pub async fn force_delete_as(
@@ -369,24 +360,31 @@ impl Engines {
         who: &Identity,
         id: &EngineId,
     ) -> Result<EngineRecord, EngineError> {
-        self.force_delete_for(Caller::As(who), id).await
+        self.remove_for(Caller::As(who), id, true).await
     }
 
-    async fn force_delete_for(
+    /// Removes the engine's record where DELETE is allowed (or, with
+    /// `force`, also while its resources are being released) and returns it
+    /// as it was: the record removed, read in the same compare-and-swap
+    /// loop, is what the log archive's tombstone records (who owned the
+    /// engine decides who may read its logs once it is gone).
+    async fn remove_for(
         &self,
         who: Caller<'_>,
         id: &EngineId,
+        force: bool,
     ) -> Result<EngineRecord, EngineError> {
-        let deleted = self
+        let removed = self
             .retrying(who, id, |record| {
-                if !record.state.is_cleaning_up() {
+                // DELETE's only transition is the removal.
+                if !(force && record.state.is_cleaning_up()) {
                     allowed(record, Event::Delete)?;
                 }
                 Ok((Some(Write::Delete), record.clone()))
             })
             .await?;
-        self.logs_deleted(&deleted).await;
-        Ok(deleted)
+        self.logs_deleted(&removed).await;
+        Ok(removed)
     }
 
     /// Replaces the groups the engine is shared with (validated as a create
