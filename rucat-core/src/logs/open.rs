@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::io::AsyncRead;
 
-use super::{LogArchive, LogError, Redacted, Redactor, Selection, select};
+use super::{LogArchive, LogError, LogFile, Redacted, Redactor, Selection, select};
 use crate::engine::{EngineId, EngineRecord};
 use crate::engines::{EngineError, Engines};
 use crate::identity::Identity;
@@ -133,14 +133,7 @@ impl EngineLogs {
                 self.resources.is_some(),
             )));
         };
-        let reader = select(file.reader, request.selection, redactor)
-            .await
-            .map_err(|e| LogError::Backend(format!("cannot read attempt {attempt}'s log: {e}")))?;
-        Ok(LogBody {
-            attempt,
-            source: Source::Archive,
-            reader: Box::pin(reader),
-        })
+        serve_archived(file, attempt, request.selection, redactor).await
     }
 
     /// A deleted engine's archived logs, for whoever could see the engine,
@@ -177,14 +170,7 @@ impl EngineLogs {
             )));
         };
         // Archived logs were redacted when they were archived.
-        let reader = select(file.reader, request.selection, Redactor::default())
-            .await
-            .map_err(|e| LogError::Backend(format!("cannot read attempt {attempt}'s log: {e}")))?;
-        Ok(LogBody {
-            attempt,
-            source: Source::Archive,
-            reader: Box::pin(reader),
-        })
+        serve_archived(file, attempt, request.selection, Redactor::default()).await
     }
 
     async fn live(
@@ -235,6 +221,23 @@ impl EngineLogs {
             }
         }
     }
+}
+
+/// An archived attempt's log from where `selection` starts.
+async fn serve_archived(
+    file: LogFile,
+    attempt: u32,
+    selection: Selection,
+    redactor: Redactor,
+) -> Result<LogBody, OpenLogError> {
+    let reader = select(file.reader, selection, redactor)
+        .await
+        .map_err(|e| LogError::Backend(format!("cannot read attempt {attempt}'s log: {e}")))?;
+    Ok(LogBody {
+        attempt,
+        source: Source::Archive,
+        reader: Box::pin(reader),
+    })
 }
 
 /// Why an attempt that exists has no log to serve.
