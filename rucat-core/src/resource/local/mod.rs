@@ -501,10 +501,11 @@ impl ResourceManager for LocalResourceManager {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(unavailable("cannot open the engine's log")(e)),
         };
-        let start = logs::read::start_of(&mut file, query.selection).await;
-        let read_error = unavailable("cannot read the engine's log");
-        let start = start.map_err(read_error)?;
-        file.seek(io::SeekFrom::Start(start))
+        let positioned = async {
+            let start = logs::read::start_of(&mut file, query.selection).await?;
+            file.seek(io::SeekFrom::Start(start)).await
+        };
+        positioned
             .await
             .map_err(unavailable("cannot read the engine's log"))?;
         if !query.follow {
