@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::processes::{RucatProcess, processes_mentioning, pyspark};
+use support::rest;
 
 /// Sail opens its port within milliseconds; this is for a loaded machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,75 +53,27 @@ fn local_sail_version() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-struct Api<'a> {
-    server: &'a RucatProcess,
-    client: reqwest::Client,
-}
+/// The REST API, for Sail engines of the local version.
+struct Api<'a>(rest::Api<'a>);
 
 impl<'a> Api<'a> {
     fn new(server: &'a RucatProcess) -> Self {
-        Self {
-            server,
-            client: reqwest::Client::new(),
-        }
+        Self(rest::Api::new(server, START_TIMEOUT))
     }
 
     async fn create(&self, configs: Value) -> reqwest::Response {
-        let body = json!({"name": "sail", "engine_type": "Sail",
-            "version": local_sail_version(), "configs": configs});
-        self.client
-            .post(self.server.url("/engine"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.0.create("Sail", &local_sail_version(), configs).await
     }
 
     async fn created(&self, configs: Value) -> String {
-        let response = self.create(configs).await;
-        assert_eq!(response.status(), 200);
-        let created: Value = response.json().await.unwrap();
-        created["id"].as_str().unwrap().to_owned()
+        self.0.created("Sail", &local_sail_version(), configs).await
     }
+}
 
-    async fn get(&self, id: &str) -> reqwest::Response {
-        self.client
-            .get(self.server.url(&format!("/engine/{id}")))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn action(&self, id: &str, action: &str) {
-        let url = |path: String| self.server.url(&path);
-        let response = match action {
-            "delete" => self.client.delete(url(format!("/engine/{id}"))),
-            _ => self.client.post(url(format!("/engine/{id}/{action}"))),
-        }
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(
-            response.status(),
-            200,
-            "{action}: {}",
-            response.text().await.unwrap_or_default()
-        );
-    }
-
-    async fn wait_for(&self, id: &str, state: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let info: Value = self.get(id).await.json().await.unwrap();
-            if info["state"] == state {
-                return info;
-            }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "never reached {state}: {info}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+impl<'a> std::ops::Deref for Api<'a> {
+    type Target = rest::Api<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
