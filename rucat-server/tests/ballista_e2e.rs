@@ -152,7 +152,9 @@ async fn ballista_engine_fails_with_an_executors_reason() {
     assert!(!data.path().join("engines").join(&id).exists());
 
     // An executor that dies while Running fails the engine too.
-    let id = api.created("Ballista", VERSION, json!({"executors": "2"})).await;
+    let id = api
+        .created("Ballista", VERSION, json!({"executors": "2"}))
+        .await;
     api.wait_for(&id, "Running").await;
     let executor = processes_mentioning(&id)
         .into_iter()
