@@ -27,8 +27,16 @@ fn sail_python() -> PathBuf {
 
 /// A server whose local resource manager runs Sail with [`sail_python`].
 fn server(data: &Path) -> RucatProcess {
-    let config = json!({"resource_manager": {"Local": {
+    server_with(data, json!({}))
+}
+
+/// [`server`] with more top-level config, e.g. `idle`.
+fn server_with(data: &Path, extra: Value) -> RucatProcess {
+    let mut config = json!({"resource_manager": {"Local": {
         "work_dir": data.join("engines"), "sail_python": sail_python()}}});
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
     let path = data.join("server.json");
     std::fs::write(&path, config.to_string()).unwrap();
     RucatProcess::server(&[
@@ -172,5 +180,44 @@ async fn sail_engine_with_a_bad_config_ends_in_error_clean_with_sails_reason() {
     assert!(!data.path().join("engines").join(&id).exists());
     api.action(&id, "delete").await;
     assert_eq!(api.get(&id).await.status(), 404);
+    assert!(server.terminate());
+}
+
+/// Sail engines are idle-stopped and resumed like Spark 4's: the gateway
+/// sees their use.
+#[tokio::test]
+async fn an_idle_sail_engine_is_stopped_and_resumed_by_its_next_query() {
+    const IDLE_SECS: u64 = 5;
+    let data = tempfile::tempdir().unwrap();
+    let idle = json!({"idle": {"timeout_secs": IDLE_SECS, "activity_interval_secs": 1}});
+    let server = server_with(data.path(), idle);
+    let api = Api::new(&server);
+
+    let id = api.created(json!({})).await;
+    let info = api.wait_for(&id, "Running").await;
+    assert_eq!(info["idle_timeout_secs"], IDLE_SECS);
+    let endpoint = info["endpoint"].as_str().unwrap().to_owned();
+    assert_eq!(sum(&endpoint).await, json!(499500));
+    let used = Instant::now();
+
+    let stopped = api.wait_for(&id, "Terminated").await;
+    assert!(
+        used.elapsed() >= Duration::from_secs(IDLE_SECS - 1),
+        "stopped {:?} after its last use",
+        used.elapsed()
+    );
+    let reason = stopped["stopped_reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("idle for "), "{stopped}");
+    assert_eq!(processes_mentioning(&id), Vec::<u32>::new(), "sail is gone");
+
+    // A stock client's next query brings it back and is answered.
+    assert_eq!(sum(&endpoint).await, json!(499500));
+    let info: Value = api.get(&id).await.json().await.unwrap();
+    assert_eq!(info["state"], "Running", "{info}");
+    assert_eq!(info["attempts"].as_array().map(Vec::len), Some(2), "{info}");
+
+    api.action(&id, "stop").await;
+    api.wait_for(&id, "Terminated").await;
+    api.action(&id, "delete").await;
     assert!(server.terminate());
 }
