@@ -110,11 +110,12 @@ pub struct LocalResourceManager {
 }
 
 impl LocalResourceManager {
-    /// Finds each built-in kind's installation and version (which may ask
-    /// `python`) and creates the work directory, so that a machine that
-    /// cannot run engines is reported before any engine is asked for.
+    /// Finds each [installed](Kinds::installed) kind's installation and
+    /// version (which may ask `python`) and creates the work directory, so
+    /// that a machine that cannot run engines is reported before any engine
+    /// is asked for.
     pub async fn new(config: LocalConfig) -> Result<Self, LocalSetupError> {
-        Self::with_kinds(config, Kinds::builtin().clone()).await
+        Self::with_kinds(config, Kinds::installed().clone()).await
     }
 
     /// [`Self::new`] for the given kinds, e.g. the built-in ones plus a
