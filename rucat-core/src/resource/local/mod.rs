@@ -51,6 +51,14 @@ const REAPER_WAIT: Duration = Duration::from_secs(2);
 /// How much of the end of `engine.log` is searched for a failure reason.
 const LOG_TAIL_BYTES: u64 = 64 * 1024;
 
+/// This process's wait for one of an engine's processes (it is their
+/// parent), which records how it ended.
+struct Reaper {
+    /// `None` for the main process.
+    companion: Option<String>,
+    exited: watch::Receiver<bool>,
+}
+
 /// Configuration of the local resource manager; every field has a default, so
 /// an empty configuration runs engines with the pyspark on `PATH`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +112,7 @@ pub struct LocalResourceManager {
     /// Exit watches of the engines' processes this process started, so that
     /// a status or delete right after an exit can wait for the exit status
     /// to be recorded.
-    reapers: Mutex<HashMap<EngineId, Vec<watch::Receiver<bool>>>>,
+    reapers: Mutex<HashMap<EngineId, Vec<Reaper>>>,
     /// Monitors to tell when an engine this process started becomes ready.
     readiness: Readiness,
 }
@@ -301,7 +309,11 @@ impl LocalResourceManager {
             return Err(unavailable("cannot record the engine's process")(e));
         }
         tracing::info!(engine = %spec.id, kind = kind.name(), pid, port, "started engine");
-        if let Some(exits) = self.reapers().get(&spec.id).cloned() {
+        let exits: Option<Vec<_>> = self
+            .reapers()
+            .get(&spec.id)
+            .map(|reapers| reapers.iter().map(|r| r.exited.clone()).collect());
+        if let Some(exits) = exits {
             self.readiness.watch(spec.id.clone(), checks, exits);
         }
         Ok(())
@@ -360,16 +372,19 @@ impl LocalResourceManager {
         mut child: Child,
         dir: EngineDir,
     ) {
-        let (done, watch) = watch::channel(false);
+        let (done, exited) = watch::channel(false);
+        let companion = companion.map(str::to_owned);
         let mut reapers = self.reapers();
-        let exits = reapers.entry(id.clone()).or_default();
+        let engine = reapers.entry(id.clone()).or_default();
         if companion.is_none() {
             // A new attempt: the previous one's processes are all gone.
-            exits.clear();
+            engine.clear();
         }
-        exits.push(watch);
+        engine.push(Reaper {
+            companion: companion.clone(),
+            exited,
+        });
         drop(reapers);
-        let companion = companion.map(str::to_owned);
         let id = id.clone();
         tokio::spawn(async move {
             match child.wait().await {
@@ -388,18 +403,41 @@ impl LocalResourceManager {
         });
     }
 
-    fn reapers(&self) -> std::sync::MutexGuard<'_, HashMap<EngineId, Vec<watch::Receiver<bool>>>> {
+    fn reapers(&self) -> std::sync::MutexGuard<'_, HashMap<EngineId, Vec<Reaper>>> {
         // The map stays consistent even if a holder panicked: every update
         // is a single insert or remove.
         self.reapers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits up to `limit` for this process's reapers of the engine, if any,
-    /// to finish; true if they did.
+    /// Waits up to `limit` for this process's reapers of the engine's
+    /// processes, if any, to finish; true if they did.
     async fn await_reapers(&self, id: &EngineId, limit: Duration) -> bool {
-        let Some(mut exits) = self.reapers().get(id).cloned() else {
-            return false;
+        self.await_reapers_of(id, |_| true, limit).await
+    }
+
+    /// [`Self::await_reapers`] for one process only: the others may well
+    /// live on.
+    async fn await_reaper(&self, id: &EngineId, companion: Option<&str>, limit: Duration) -> bool {
+        self.await_reapers_of(id, |c| c == companion, limit).await
+    }
+
+    async fn await_reapers_of(
+        &self,
+        id: &EngineId,
+        which: impl Fn(Option<&str>) -> bool,
+        limit: Duration,
+    ) -> bool {
+        let mut exits: Vec<_> = match self.reapers().get(id) {
+            Some(reapers) => reapers
+                .iter()
+                .filter(|r| which(r.companion.as_deref()))
+                .map(|r| r.exited.clone())
+                .collect(),
+            None => Vec::new(),
         };
+        if exits.is_empty() {
+            return false;
+        }
         let all = async {
             for exited in &mut exits {
                 if exited.wait_for(|done| *done).await.is_err() {
@@ -426,7 +464,7 @@ impl LocalResourceManager {
                 .map_err(unavailable("cannot read the engine's exit status"))
         };
         let mut exit = read_exit().await?;
-        if exit.is_none() && self.await_reapers(id, REAPER_WAIT).await {
+        if exit.is_none() && self.await_reaper(id, companion, REAPER_WAIT).await {
             exit = read_exit().await?;
         }
         let log = dir
