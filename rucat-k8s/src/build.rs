@@ -262,9 +262,7 @@ fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> 
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::PathBuf;
-
+pub(crate) mod tests {
     use rucat_core::engine::Configs;
     use rucat_core::{EngineId, EngineType};
 
@@ -286,7 +284,7 @@ mod tests {
         }
     }
 
-    fn config() -> KubernetesConfig {
+    pub(crate) fn config() -> KubernetesConfig {
         serde_json::from_str(
             r#"{
                 "namespace": "spark",
@@ -304,22 +302,8 @@ mod tests {
         .unwrap()
     }
 
-    /// Compares with `tests/golden/NAME`; `RUCAT_UPDATE_GOLDEN=1` rewrites it.
     fn golden(name: &str, value: serde_json::Value) {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(name);
-        let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
-        if std::env::var_os("RUCAT_UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, &text).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(
-            text,
-            expected,
-            "{} differs; RUCAT_UPDATE_GOLDEN=1 rewrites it",
-            path.display()
-        );
+        crate::golden::check(name, value);
     }
 
     #[test]

@@ -15,11 +15,14 @@ pub mod backoff;
 pub mod build;
 pub mod cache;
 pub mod config;
+#[cfg(test)]
+mod golden;
 pub mod logs;
 pub mod manager;
 pub mod names;
+pub mod plan;
 pub mod rbac;
 pub mod status;
 
-pub use config::{KubernetesConfig, PodOverrides};
+pub use config::{ImageChoice, KindsConfigError, KubernetesConfig, PodOverrides};
 pub use manager::{KubernetesResourceManager, KubernetesSetupError};

@@ -11,8 +11,26 @@ pub const MANAGER: &str = "rucat";
 pub const ENGINE_ID: &str = "rucat.io/engine-id";
 pub const ROLE: &str = "rucat.io/role";
 pub const ENGINE_NAME: &str = "rucat.io/engine-name";
+/// The role of every engine's main pod (the name predates other kinds than
+/// Spark, and running engines' pods carry it, so it stays).
 pub const DRIVER: &str = "driver";
+/// The role of the executors Spark creates (rucat does not watch them).
 pub const EXECUTOR: &str = "executor";
+/// The role of the pods rucat creates besides the main pod (Ballista's
+/// executors), owned by it and watched with it.
+pub const MEMBER: &str = "member";
+/// On pods built from a kind's plan: the pod's role in the plan, e.g.
+/// `scheduler` or `executor-1`. Spark's driver has none.
+pub const PART: &str = "rucat.io/part";
+/// On pods and services built from a kind's plan: the engine's kind, e.g.
+/// `Sail`, which NetworkPolicies select on.
+pub const ENGINE_TYPE: &str = "rucat.io/engine-type";
+/// On a main pod with members: their names, comma-separated, so the status
+/// of an engine is found from its main pod without a list.
+pub const MEMBERS: &str = "rucat.io/members";
+/// On a main pod built from a kind's plan: the engine's endpoint (Spark's
+/// is [`endpoint`]).
+pub const ENDPOINT: &str = "rucat.io/endpoint";
 
 /// The Spark Connect gRPC port.
 pub const CONNECT_PORT: i32 = 15002;
@@ -37,9 +55,21 @@ pub fn engine_of(name: &str) -> Option<EngineId> {
     name.strip_prefix("rucat-")?.parse().ok()
 }
 
-/// Selects the driver pods of every engine (not their executors).
+/// Selects the main pods of every engine and the pods rucat created with
+/// them (not the executors Spark creates).
 pub fn driver_selector() -> String {
-    format!("{MANAGED_BY}={MANAGER},{ROLE}={DRIVER}")
+    format!("{MANAGED_BY}={MANAGER},{ROLE} in ({DRIVER},{MEMBER})")
+}
+
+/// A member pod of the engine: `rucat-<id>-<role>`, at most 63 characters
+/// for roles of up to 24.
+pub fn member_name(id: &EngineId, role: &str) -> String {
+    format!("{}-{role}", object_name(id))
+}
+
+/// The DNS name of the engine's service in `namespace`.
+pub fn service_host(id: &EngineId, namespace: &str) -> String {
+    format!("{}.{namespace}.svc", object_name(id))
 }
 
 /// Labels that identify an engine's objects; `role` tells drivers from executors.
@@ -53,7 +83,7 @@ pub fn labels(id: &EngineId, role: &str) -> BTreeMap<String, String> {
 
 /// Where clients inside the cluster reach the engine.
 pub fn endpoint(id: &EngineId, namespace: &str) -> String {
-    format!("sc://{}.{namespace}.svc:{CONNECT_PORT}", object_name(id))
+    format!("sc://{}:{CONNECT_PORT}", service_host(id, namespace))
 }
 
 #[cfg(test)]

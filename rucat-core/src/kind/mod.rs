@@ -10,6 +10,7 @@
 //! resource manager changes. (The Kubernetes resource manager, `rucat-k8s`,
 //! still runs Spark only.)
 
+pub mod kube;
 pub mod sail;
 pub mod spark;
 
@@ -91,6 +92,21 @@ pub trait EngineKind: Send + Sync + 'static {
     /// How to start one engine as a local process that listens on
     /// `launch.port` of [`BIND_ADDRESS`].
     fn launch_plan(&self, launch: &Launch<'_>) -> LaunchPlan;
+
+    /// The images this kind's pods run on Kubernetes, by component, with
+    /// their defaults; operators override them per version. None by
+    /// default: such a kind cannot run on Kubernetes.
+    fn kube_images(&self) -> &'static [kube::KubeImage] {
+        &[]
+    }
+
+    /// What an engine of this kind needs on Kubernetes (see [`kube`]).
+    /// Pure, like [`EngineKind::launch_plan`]. The error is shown to the
+    /// user as is; by default the kind cannot run on Kubernetes, so kinds
+    /// written before Kubernetes support keep compiling.
+    fn kube_plan(&self, _context: &kube::KubeContext<'_>) -> Result<kube::KubePlan, String> {
+        Err(format!("{} engines cannot run on Kubernetes", self.name()))
+    }
 
     /// The reason shown to a user for an engine whose process has ended:
     /// `exit` says how, e.g. "exited with code 1", if known, and
