@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use async_trait::async_trait;
-use rucat_core::kind::{BIND_ADDRESS, EngineKind, Kinds, Launch, LaunchPlan, LocalInstall};
+use rucat_core::kind::{
+    BIND_ADDRESS, EngineKind, Kinds, Launch, LaunchPlan, LocalInstall, Process,
+};
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager, LocalSetupError};
 use rucat_core::{CreateEngineRequest, EngineType, ResourceManager, ResourceStatus};
 
@@ -61,16 +63,12 @@ impl EngineKind for Files {
         format!("--directory={}", engine_dir.display())
     }
 
-    fn launch_plan(&self, launch: &Launch<'_>) -> LaunchPlan {
+    fn launch_plan(&self, launch: &Launch<'_>) -> Result<LaunchPlan, String> {
         let port = launch.port.to_string();
         let marker = self.process_marker(launch.engine_dir);
-        LaunchPlan {
-            program: launch.install.program.clone(),
-            args: ["-m", "http.server", &port, "--bind", BIND_ADDRESS, &marker]
-                .map(str::to_owned)
-                .to_vec(),
-            envs: Vec::new(),
-        }
+        let args = ["-m", "http.server", &port, "--bind", BIND_ADDRESS, &marker];
+        let args = args.map(str::to_owned).to_vec();
+        Ok(Process::new(&launch.install.program, args).into())
     }
 }
 

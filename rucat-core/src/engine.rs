@@ -117,6 +117,8 @@ impl EngineType {
     pub const Spark: EngineType = EngineType(Cow::Borrowed(crate::kind::spark::NAME));
     /// Sail, a Rust engine that speaks Spark Connect.
     pub const Sail: EngineType = EngineType(Cow::Borrowed(crate::kind::sail::NAME));
+    /// Apache Ballista, a scheduler and its executors.
+    pub const Ballista: EngineType = EngineType(Cow::Borrowed(crate::kind::ballista::NAME));
 
     pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
         Self(name.into())

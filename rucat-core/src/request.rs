@@ -390,11 +390,42 @@ mod tests {
             "configs.execution.batchSize",
             "not Sail's key form"
         );
-        let err = request("s", "Ballista", "1.0.0", &[])
-            .validate()
-            .unwrap_err();
+        let err = request("s", "Flink", "1.0.0", &[]).validate().unwrap_err();
         assert_eq!(err.field, "engine_type");
-        assert!(err.reason.contains("known: Spark, Sail"), "{err}");
+        assert!(err.reason.contains("known: Spark, Sail, Ballista"), "{err}");
+    }
+
+    #[test]
+    fn ballista_requests_follow_ballistas_rules() {
+        let spec = request(
+            "b",
+            "Ballista",
+            "55.0.0",
+            &[("executors", "3"), ("executor.concurrent-tasks", "2")],
+        )
+        .validate()
+        .unwrap();
+        assert_eq!(spec.engine_type, EngineType::Ballista);
+        assert_eq!(field_of(request("b", "Ballista", "1.0.0", &[])), "version");
+        for (key, value) in [
+            ("executor.bind-host", "0.0.0.0"),
+            ("executor.work-dir", "/tmp"),
+            ("scheduler.bind-port", "1"),
+        ] {
+            let err = request("b", "Ballista", "55.0.0", &[(key, value)])
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.field, format!("configs.{key}"));
+            assert!(err.reason.contains("set by rucat"), "{err}");
+        }
+        assert_eq!(
+            field_of(request("b", "Ballista", "55.0.0", &[("executors", "100")])),
+            "configs.executors"
+        );
+        assert_eq!(
+            field_of(request("b", "Ballista", "55.0.0", &[("spark.x", "1")])),
+            "configs.spark.x"
+        );
     }
 
     #[test]

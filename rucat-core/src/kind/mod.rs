@@ -10,6 +10,7 @@
 //! resource manager changes. (The Kubernetes resource manager, `rucat-k8s`,
 //! still runs Spark only.)
 
+pub mod ballista;
 pub mod kube;
 pub mod sail;
 pub mod spark;
@@ -83,15 +84,25 @@ pub trait EngineKind: Send + Sync + 'static {
         false
     }
 
-    /// The argument that only this engine's process carries on its command
-    /// line; finding it in `/proc/<pid>/cmdline` proves that a recorded pid
-    /// was not recycled, and finds a process whose pid was never recorded.
-    /// [`EngineKind::launch_plan`] must put it among the arguments as is.
+    /// The argument that only this engine's processes carry on their
+    /// command lines; finding it in `/proc/<pid>/cmdline` proves that a
+    /// recorded pid was not recycled, and finds a process whose pid was
+    /// never recorded. [`EngineKind::launch_plan`] must put it among the
+    /// arguments (or as `arg0`) of every process as is.
     fn process_marker(&self, engine_dir: &Path) -> String;
 
-    /// How to start one engine as a local process that listens on
-    /// `launch.port` of [`BIND_ADDRESS`].
-    fn launch_plan(&self, launch: &Launch<'_>) -> LaunchPlan;
+    /// How many ports besides the engine's own (`launch.port`) its
+    /// processes listen on, e.g. each Ballista executor's three; rucat picks
+    /// them free and hands them over as `launch.extra_ports`.
+    fn extra_ports(&self, _spec: &EngineSpec) -> usize {
+        0
+    }
+
+    /// How to start one engine as local processes: a main one that listens
+    /// on `launch.port` of [`BIND_ADDRESS`], and any companions. `Err` is a
+    /// reason the engine cannot be started (its configs, validated when it
+    /// was asked for, no longer make sense to this kind).
+    fn launch_plan(&self, launch: &Launch<'_>) -> Result<LaunchPlan, String>;
 
     /// The images this kind's pods run on Kubernetes, by component, with
     /// their defaults; operators override them per version. None by
@@ -145,6 +156,8 @@ pub struct Launch<'a> {
     pub config: &'a LocalConfig,
     /// The engine's port on [`BIND_ADDRESS`].
     pub port: u16,
+    /// As many more free ports as [`EngineKind::extra_ports`] asked for.
+    pub extra_ports: &'a [u16],
     /// The engine's work directory (also the process's working directory);
     /// it holds `local/`, `tmp/` and `warehouse/`, which exist at launch.
     pub engine_dir: &'a Path,
@@ -162,15 +175,73 @@ impl Launch<'_> {
     }
 }
 
-/// A process to start: its output goes to the engine's log, in a process
-/// group of its own.
+/// The processes of one engine. The main one is started first, leads a
+/// process group of its own (so stopping the engine signals the group) and
+/// writes `engine.log`; its port is the engine's endpoint. Companions (e.g.
+/// Ballista's executors) join its group, each with a log of its own. The
+/// engine is Running once the main port accepts connections and every
+/// companion is [ready](Companion::ready); it fails when any of them ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaunchPlan {
+    pub main: Process,
+    pub companions: Vec<Companion>,
+}
+
+impl From<Process> for LaunchPlan {
+    fn from(main: Process) -> Self {
+        Self {
+            main,
+            companions: Vec::new(),
+        }
+    }
+}
+
+/// One process to start, its output going to its log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
     pub program: PathBuf,
+    /// The command line's first word, if not `program`: a place for the
+    /// [process marker](EngineKind::process_marker) for programs without a
+    /// harmless flag to carry it (a script started through its interpreter
+    /// loses it, so this is for binaries).
+    pub arg0: Option<String>,
     pub args: Vec<String>,
     /// Set on top of rucat's own environment. Secrets go here, never in
     /// `args`, which `ps` shows anyone.
     pub envs: Vec<(String, OsString)>,
+}
+
+impl Process {
+    pub fn new(program: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        Self {
+            program: program.into(),
+            arg0: None,
+            args,
+            envs: Vec::new(),
+        }
+    }
+}
+
+/// A process of an engine besides its main one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Companion {
+    /// Names its log, `<name>.log` in the engine's directory, and its
+    /// failures ("executor-2: ..."): `a-z`, `0-9` and `-`, unique per engine.
+    pub name: String,
+    pub process: Process,
+    /// What must answer before the engine counts as Running; `None`: being
+    /// alive is enough.
+    pub ready: Option<ReadyCheck>,
+}
+
+/// How rucat asks a local process whether it is ready.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReadyCheck {
+    /// Its port on [`BIND_ADDRESS`] accepts connections.
+    Listening { port: u16 },
+    /// `GET http://127.0.0.1:<port><path>` answers 200, e.g. a health
+    /// endpoint that turns ready once the process has joined its cluster.
+    HttpOk { port: u16, path: String },
 }
 
 /// The kinds one rucat process knows, by name.
@@ -180,11 +251,15 @@ pub struct Kinds {
 }
 
 static BUILTIN: LazyLock<Kinds> = LazyLock::new(|| Kinds {
-    kinds: vec![Arc::new(spark::Spark), Arc::new(sail::Sail)],
+    kinds: vec![
+        Arc::new(spark::Spark),
+        Arc::new(sail::Sail),
+        Arc::new(ballista::Ballista),
+    ],
 });
 
 impl Kinds {
-    /// The kinds rucat ships: Spark and Sail.
+    /// The kinds rucat ships: Spark, Sail and Ballista.
     pub fn builtin() -> &'static Kinds {
         &BUILTIN
     }
@@ -241,7 +316,7 @@ mod tests {
     #[test]
     fn the_builtin_kinds_are_found_by_name() {
         let kinds = Kinds::builtin();
-        assert_eq!(kinds.names(), ["Spark", "Sail"]);
+        assert_eq!(kinds.names(), ["Spark", "Sail", "Ballista"]);
         assert_eq!(
             kinds.get(&EngineType::Spark).map(|k| k.name()),
             Some("Spark")
@@ -254,7 +329,7 @@ mod tests {
     #[test]
     fn registering_adds_or_replaces_by_name() {
         let kinds = Kinds::builtin().clone().register(sail::Sail);
-        assert_eq!(kinds.names(), ["Spark", "Sail"]);
+        assert_eq!(kinds.names(), ["Spark", "Ballista", "Sail"]);
     }
 
     #[test]

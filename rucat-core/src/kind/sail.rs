@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{BIND_ADDRESS, EngineKind, Launch, LaunchPlan, LocalInstall, numeric_version};
+use super::{BIND_ADDRESS, EngineKind, Launch, LaunchPlan, LocalInstall, Process, numeric_version};
 use crate::engine::Configs;
 use crate::request::ValidationError;
 use crate::resource::local::{LocalConfig, LocalSetupError};
@@ -121,7 +121,7 @@ impl EngineKind for Sail {
         Ok(k8s::plan(context))
     }
 
-    fn launch_plan(&self, launch: &Launch<'_>) -> LaunchPlan {
+    fn launch_plan(&self, launch: &Launch<'_>) -> Result<LaunchPlan, String> {
         let args = [
             "-m",
             "pysail",
@@ -142,11 +142,11 @@ impl EngineKind for Sail {
             .map(|(key, value)| (env_name(key), value.into()))
             .collect();
         envs.push(("TMPDIR".into(), launch.tmp_dir().into()));
-        LaunchPlan {
-            program: launch.install.program.clone(),
-            args,
+        Ok(Process {
             envs,
+            ..Process::new(&launch.install.program, args)
         }
+        .into())
     }
 }
 
@@ -242,13 +242,19 @@ mod tests {
             program: "/py/python3".into(),
             version: "0.7.2".into(),
         };
-        let plan = Sail.launch_plan(&Launch {
-            spec: &spec,
-            install: &install,
-            config: &LocalConfig::default(),
-            port: 15010,
-            engine_dir: Path::new("/w/e"),
-        });
+        let plan = Sail
+            .launch_plan(&Launch {
+                spec: &spec,
+                install: &install,
+                config: &LocalConfig::default(),
+                port: 15010,
+                extra_ports: &[],
+                engine_dir: Path::new("/w/e"),
+            })
+            .unwrap();
+        assert!(plan.companions.is_empty());
+        let plan = plan.main;
+        assert_eq!(plan.arg0, None);
         assert_eq!(plan.program, PathBuf::from("/py/python3"));
         assert_eq!(
             plan.args,

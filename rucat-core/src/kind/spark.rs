@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{BIND_ADDRESS, EngineKind, Launch, LaunchPlan, LocalInstall, numeric_version};
+use super::{BIND_ADDRESS, EngineKind, Launch, LaunchPlan, LocalInstall, Process, numeric_version};
 use crate::engine::{Configs, EngineId};
 use crate::resource::local::{LocalConfig, LocalSetupError};
 
@@ -98,7 +98,7 @@ impl EngineKind for Spark {
         local_dir_conf(&engine_dir.join("local"))
     }
 
-    fn launch_plan(&self, launch: &Launch<'_>) -> LaunchPlan {
+    fn launch_plan(&self, launch: &Launch<'_>) -> Result<LaunchPlan, String> {
         let args = submit_args(&SubmitPlan {
             id: &launch.spec.id,
             configs: &launch.spec.configs,
@@ -125,11 +125,11 @@ impl EngineKind for Spark {
         if let Some(token) = &launch.spec.token {
             envs.push((TOKEN_ENV.into(), token.expose().into()));
         }
-        LaunchPlan {
-            program: launch.install.program.clone(),
-            args,
+        Ok(Process {
             envs,
+            ..Process::new(&launch.install.program, args)
         }
+        .into())
     }
 }
 

@@ -35,10 +35,10 @@ use tokio::sync::watch;
 
 use self::process::{Exit, Leader};
 use self::ready::Readiness;
-use self::workdir::{EngineDir, ProcessRecord};
+use self::workdir::{CompanionRecord, EngineDir, ProcessRecord};
 use super::{ChangeSink, LiveLog, LogQuery, ResourceError, ResourceManager, ResourceStatus};
 use crate::engine::{EngineId, EngineSpec, EngineType};
-use crate::kind::{EngineKind, Kinds, Launch, LocalInstall};
+use crate::kind::{EngineKind, Kinds, Launch, LocalInstall, Process, ReadyCheck};
 use crate::logs;
 
 pub use self::setup::LocalSetupError;
@@ -73,6 +73,9 @@ pub struct LocalConfig {
     /// The Python whose `pysail` package runs Sail engines (`python -m
     /// pysail spark server`); `python` if unset.
     pub sail_python: Option<PathBuf>,
+    /// The directory with `ballista-scheduler` and `ballista-executor`,
+    /// which run Ballista engines; else they are looked for on `PATH`.
+    pub ballista_bin_dir: Option<PathBuf>,
 }
 
 impl Default for LocalConfig {
@@ -85,6 +88,7 @@ impl Default for LocalConfig {
             stop_grace_secs: 10,
             python: PathBuf::from("python3"),
             sail_python: None,
+            ballista_bin_dir: None,
         }
     }
 }
@@ -97,9 +101,10 @@ pub struct LocalResourceManager {
     kinds: Kinds,
     /// Each kind's installation, or why it cannot run here.
     installs: HashMap<&'static str, Result<LocalInstall, String>>,
-    /// Exit watches of the engines this process started, so that a status or
-    /// delete right after an exit can wait for the exit status to be recorded.
-    reapers: Mutex<HashMap<EngineId, watch::Receiver<bool>>>,
+    /// Exit watches of the engines' processes this process started, so that
+    /// a status or delete right after an exit can wait for the exit status
+    /// to be recorded.
+    reapers: Mutex<HashMap<EngineId, Vec<watch::Receiver<bool>>>>,
     /// Monitors to tell when an engine this process started becomes ready.
     readiness: Readiness,
 }
@@ -238,8 +243,8 @@ impl LocalResourceManager {
         )))
     }
 
-    /// Starts the engine's server. Called with the engine's lock held and no
-    /// process recorded.
+    /// Starts the engine's processes. Called with the engine's lock held and
+    /// no process recorded.
     async fn launch(
         &self,
         spec: &EngineSpec,
@@ -248,30 +253,46 @@ impl LocalResourceManager {
         dir: &EngineDir,
     ) -> Result<(), ResourceError> {
         self.stop_unrecorded(dir).await?;
-        let port = process::free_port().map_err(unavailable("cannot find a free port"))?;
-        let plan = kind.launch_plan(&Launch {
-            spec,
-            install,
-            config: &self.config,
-            port,
-            engine_dir: dir.path(),
-        });
-        let log = dir
-            .open_log()
-            .await
-            .map_err(unavailable("cannot open the engine's log"))?;
-        let child =
-            process::spawn(&plan.program, &plan.args, &plan.envs, dir.path(), log).map_err(
-                unavailable(format!("cannot run {}", plan.program.display())),
-            )?;
-        let pid = child.id().ok_or_else(|| {
-            ResourceError::Unavailable(format!("{} vanished at once", plan.program.display()))
-        })?;
-        self.reap_in_background(spec.id.clone(), kind.name(), child, dir.clone());
+        let ports = process::free_ports(1 + kind.extra_ports(spec))
+            .map_err(unavailable("cannot find free ports"))?;
+        let plan = kind
+            .launch_plan(&Launch {
+                spec,
+                install,
+                config: &self.config,
+                port: ports[0],
+                extra_ports: &ports[1..],
+                engine_dir: dir.path(),
+            })
+            .map_err(ResourceError::Rejected)?;
+        let pid = self.start(spec, kind, dir, None, &plan.main, None).await?;
+        let mut companions = Vec::with_capacity(plan.companions.len());
+        for companion in &plan.companions {
+            let name = Some(companion.name.as_str());
+            match self
+                .start(spec, kind, dir, name, &companion.process, Some(pid))
+                .await
+            {
+                Ok(companion_pid) => companions.push(CompanionRecord {
+                    name: companion.name.clone(),
+                    pid: companion_pid,
+                    ready: companion.ready.clone(),
+                }),
+                Err(e) => {
+                    // Half an engine must not keep running unrecorded.
+                    let _ = process::signal_group(pid, Signal::SIGKILL);
+                    return Err(e);
+                }
+            }
+        }
+        let port = ports[0];
+        let mut checks = vec![ReadyCheck::Listening { port }];
+        checks.extend(companions.iter().filter_map(|c| c.ready.clone()));
         let record = ProcessRecord {
             pid,
             port,
             kind: Some(spec.engine_type.clone()),
+            companions,
         };
         if let Err(e) = dir.write_process(record).await {
             // A create that fails must not leave an engine running unrecorded.
@@ -279,17 +300,47 @@ impl LocalResourceManager {
             return Err(unavailable("cannot record the engine's process")(e));
         }
         tracing::info!(engine = %spec.id, kind = kind.name(), pid, port, "started engine");
-        if let Some(exited) = self.reapers().get(&spec.id).cloned() {
-            self.readiness.watch(spec.id.clone(), port, exited);
+        if let Some(exits) = self.reapers().get(&spec.id).cloned() {
+            self.readiness.watch(spec.id.clone(), checks, exits);
         }
         Ok(())
+    }
+
+    /// Starts one of the engine's processes, logging to its log, in the
+    /// process group `group` (`None`: its own), and reaps it when it ends.
+    async fn start(
+        &self,
+        spec: &EngineSpec,
+        kind: &dyn EngineKind,
+        dir: &EngineDir,
+        companion: Option<&str>,
+        plan: &Process,
+        group: Option<u32>,
+    ) -> Result<u32, ResourceError> {
+        let log = dir
+            .open_log(companion)
+            .await
+            .map_err(unavailable("cannot open the engine's log"))?;
+        let child = process::spawn(plan, dir.path(), log, group).map_err(unavailable(format!(
+            "cannot run {}",
+            plan.program.display()
+        )))?;
+        let pid = child.id().ok_or_else(|| {
+            ResourceError::Unavailable(format!("{} vanished at once", plan.program.display()))
+        })?;
+        let label = match companion {
+            None => kind.name().to_owned(),
+            Some(name) => format!("{} {name}", kind.name()),
+        };
+        self.reap_in_background(&spec.id, label, companion, child, dir.clone());
+        Ok(pid)
     }
 
     /// Stops engine processes that a crashed create started but never
     /// recorded, so that a new launch does not run the engine twice.
     async fn stop_unrecorded(&self, dir: &EngineDir) -> Result<(), ResourceError> {
         let marker = self.markers(dir);
-        for pid in process::group_leaders_with(&marker) {
+        for pid in process::groups_with(&marker) {
             tracing::warn!(pid, dir = %dir.path().display(), "stopping an unrecorded engine process");
             process::stop(pid, &marker, self.grace())
                 .await
@@ -302,69 +353,92 @@ impl LocalResourceManager {
     /// how it ended for `status` calls from any process.
     fn reap_in_background(
         &self,
-        id: EngineId,
-        kind: &'static str,
+        id: &EngineId,
+        label: String,
+        companion: Option<&str>,
         mut child: Child,
         dir: EngineDir,
     ) {
         let (done, watch) = watch::channel(false);
-        self.reapers().insert(id.clone(), watch);
+        let mut reapers = self.reapers();
+        let exits = reapers.entry(id.clone()).or_default();
+        if companion.is_none() {
+            // A new attempt: the previous one's processes are all gone.
+            exits.clear();
+        }
+        exits.push(watch);
+        drop(reapers);
+        let companion = companion.map(str::to_owned);
+        let id = id.clone();
         tokio::spawn(async move {
             match child.wait().await {
                 Ok(status) => {
                     if let Some(exit) = Exit::from_status(status) {
-                        tracing::info!(engine = %id, "{kind} {exit}");
+                        tracing::info!(engine = %id, "{label} {exit}");
                         // Fails harmlessly if the engine was deleted meanwhile.
-                        if let Err(e) = dir.write_exit(exit).await {
+                        if let Err(e) = dir.write_exit(companion.as_deref(), exit).await {
                             tracing::debug!(engine = %id, "exit status not recorded: {e}");
                         }
                     }
                 }
-                Err(e) => tracing::warn!(engine = %id, "cannot wait for the engine's process: {e}"),
+                Err(e) => tracing::warn!(engine = %id, "cannot wait for {label}'s process: {e}"),
             }
             done.send_replace(true);
         });
     }
 
-    fn reapers(&self) -> std::sync::MutexGuard<'_, HashMap<EngineId, watch::Receiver<bool>>> {
+    fn reapers(&self) -> std::sync::MutexGuard<'_, HashMap<EngineId, Vec<watch::Receiver<bool>>>> {
         // The map stays consistent even if a holder panicked: every update
         // is a single insert or remove.
         self.reapers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits up to `limit` for this process's reaper of the engine, if any, to
-    /// finish; true if it did.
-    async fn await_reaper(&self, id: &EngineId, limit: Duration) -> bool {
-        let Some(mut watch) = self.reapers().get(id).cloned() else {
+    /// Waits up to `limit` for this process's reapers of the engine, if any,
+    /// to finish; true if they did.
+    async fn await_reapers(&self, id: &EngineId, limit: Duration) -> bool {
+        let Some(mut exits) = self.reapers().get(id).cloned() else {
             return false;
         };
-        matches!(
-            tokio::time::timeout(limit, watch.wait_for(|done| *done)).await,
-            Ok(Ok(_))
-        )
+        let all = async {
+            for exited in &mut exits {
+                if exited.wait_for(|done| *done).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        matches!(tokio::time::timeout(limit, all).await, Ok(true))
     }
 
+    /// Why the engine's main process (`companion: None`) or a companion
+    /// ended: its exit and the end of its log, as its kind words it.
     async fn failure_reason(
         &self,
         id: &EngineId,
         kind: &dyn EngineKind,
         dir: &EngineDir,
+        companion: Option<&str>,
     ) -> Result<String, ResourceError> {
         let read_exit = || async {
-            dir.read_exit()
+            dir.read_exit(companion)
                 .await
                 .map_err(unavailable("cannot read the engine's exit status"))
         };
         let mut exit = read_exit().await?;
-        if exit.is_none() && self.await_reaper(id, REAPER_WAIT).await {
+        if exit.is_none() && self.await_reapers(id, REAPER_WAIT).await {
             exit = read_exit().await?;
         }
         let log = dir
-            .log_tail(LOG_TAIL_BYTES)
+            .log_tail(companion, LOG_TAIL_BYTES)
             .await
             .map_err(unavailable("cannot read the engine's log"))?;
         let exit = exit.map(|e| e.to_string());
-        Ok(kind.failure_reason(exit.as_deref(), &crate::logs::reason::summarize_log(&log)))
+        let reason =
+            kind.failure_reason(exit.as_deref(), &crate::logs::reason::summarize_log(&log));
+        Ok(match companion {
+            None => reason,
+            Some(name) => format!("{name}: {reason}"),
+        })
     }
 
     /// The pid to stop: a corrupt record must not make an engine undeletable,
@@ -437,16 +511,28 @@ impl ResourceManager for LocalResourceManager {
         };
         // Records written before rucat knew other kinds are Spark's.
         let kind = self.kind_of(record.kind.as_ref().unwrap_or(&EngineType::Spark))?;
-        match process::leader(record.pid, &self.markers(&dir)).await {
-            Leader::Ours if process::accepts_connections(record.port).await => {
-                Ok(ResourceStatus::Running {
-                    endpoint: kind.endpoint(record.port),
-                })
+        let markers = self.markers(&dir);
+        if process::leader(record.pid, &markers).await != Leader::Ours {
+            return Ok(ResourceStatus::Failed {
+                reason: self.failure_reason(id, kind, &dir, None).await?,
+            });
+        }
+        for companion in &record.companions {
+            if process::leader(companion.pid, &markers).await != Leader::Ours {
+                let name = Some(companion.name.as_str());
+                return Ok(ResourceStatus::Failed {
+                    reason: self.failure_reason(id, kind, &dir, name).await?,
+                });
             }
-            Leader::Ours => Ok(ResourceStatus::PENDING),
-            Leader::Foreign | Leader::Gone => Ok(ResourceStatus::Failed {
-                reason: self.failure_reason(id, kind, &dir).await?,
-            }),
+        }
+        let mut checks = vec![ReadyCheck::Listening { port: record.port }];
+        checks.extend(record.companions.iter().filter_map(|c| c.ready.clone()));
+        if ready::all_pass(&checks).await {
+            Ok(ResourceStatus::Running {
+                endpoint: kind.endpoint(record.port),
+            })
+        } else {
+            Ok(ResourceStatus::PENDING)
         }
     }
 
@@ -463,7 +549,7 @@ impl ResourceManager for LocalResourceManager {
             return Ok(());
         };
         let marker = self.markers(&dir);
-        let mut pids = process::group_leaders_with(&marker);
+        let mut pids = process::groups_with(&marker);
         if let Some(pid) = self.recorded_pid_for_delete(&dir).await? {
             if !pids.contains(&pid) {
                 pids.push(pid);
@@ -476,7 +562,7 @@ impl ResourceManager for LocalResourceManager {
         }
         // Let our reaper record the exit first, so it does not write into the
         // directory while it is being removed.
-        self.await_reaper(id, REAPER_WAIT).await;
+        self.await_reapers(id, REAPER_WAIT).await;
         dir.remove()
             .await
             .map_err(unavailable("cannot remove the engine's work directory"))?;
@@ -485,8 +571,8 @@ impl ResourceManager for LocalResourceManager {
         Ok(())
     }
 
-    /// Engines this process starts are reported the moment their port
-    /// accepts connections (or their process ends).
+    /// Engines this process starts are reported the moment they are ready
+    /// (or one of their processes ends).
     fn subscribe(&self, sink: ChangeSink) {
         self.readiness.subscribe(sink);
     }

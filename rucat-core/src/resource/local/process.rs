@@ -5,7 +5,6 @@
 //! `/proc` is read with blocking calls: it lives in memory and answers at once,
 //! and a blocking-pool round trip per read would cost more than the read.
 
-use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -19,7 +18,7 @@ use nix::unistd::Pid;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use crate::kind::BIND_ADDRESS;
+use crate::kind::{BIND_ADDRESS, Process};
 
 /// How long `status` waits for a connection: long enough for a loopback
 /// connect to a listening server, short enough to keep `status` cheap.
@@ -80,24 +79,32 @@ impl fmt::Display for Exit {
     }
 }
 
-/// Starts `program` the way an engine must run: detached from our stdin, with
-/// stdout and stderr in `log`, and in a new process group whose id is its pid,
-/// so that signalling the group also reaches anything it started.
+/// Starts `process` the way an engine's processes must run: detached from
+/// our stdin, with stdout and stderr in `log`, and in the process group
+/// `group` (`None`: a new one whose id is its pid), so that signalling the
+/// group reaches every process of the engine and anything they started.
 pub(super) fn spawn(
-    program: &Path,
-    args: &[String],
-    envs: &[(String, OsString)],
+    process: &Process,
     cwd: &Path,
     log: std::fs::File,
+    group: Option<u32>,
 ) -> io::Result<Child> {
-    Command::new(program)
-        .args(args)
-        .envs(envs.iter().map(|(k, v)| (k, v)))
+    let mut command = Command::new(&process.program);
+    if let Some(arg0) = &process.arg0 {
+        command.arg0(arg0);
+    }
+    let group = match group {
+        None => 0,
+        Some(pid) => i32::try_from(pid).map_err(io::Error::other)?,
+    };
+    command
+        .args(&process.args)
+        .envs(process.envs.iter().map(|(k, v)| (k, v)))
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        .process_group(0)
+        .process_group(group)
         .kill_on_drop(false)
         .spawn()
 }
@@ -166,22 +173,22 @@ fn stat_of(proc_dir: &Path) -> Option<Stat> {
     Some(Stat { state, pgrp })
 }
 
-/// Every process group leader started with the argument `marker`. Finds an
-/// engine whose pid was never recorded (its starter died between starting it
-/// and writing the record). Only leaders count: a forked shell shares its
-/// parent's command line but not its group id.
-pub(super) fn group_leaders_with(marker: &[String]) -> Vec<u32> {
+/// The process groups of every process started with the argument `marker`.
+/// Finds an engine whose pid was never recorded (its starter died between
+/// starting it and writing the record), even once its main process is gone
+/// and only companions are left.
+pub(super) fn groups_with(marker: &[String]) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    entries
+    let mut groups: Vec<u32> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            leader_now(pid, marker) == Some(Leader::Ours)
-                && stat_of(&Path::new("/proc").join(pid.to_string()))
-                    .is_some_and(|stat| stat.pgrp == pid)
-        })
-        .collect()
+        .filter(|&pid| leader_now(pid, marker) == Some(Leader::Ours))
+        .filter_map(|pid| Some(stat_of(&Path::new("/proc").join(pid.to_string()))?.pgrp))
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
 }
 
 /// Sends `signal` to the process group led by `pid`. A group that no longer
@@ -270,6 +277,23 @@ pub(super) fn free_port() -> io::Result<u16> {
     }
     let listener = std::net::TcpListener::bind((BIND_ADDRESS, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// `n` distinct ports, each free now (see [`free_port`]).
+pub(super) fn free_ports(n: usize) -> io::Result<Vec<u16>> {
+    let mut ports = Vec::with_capacity(n);
+    let mut attempts = 0;
+    while ports.len() < n {
+        let port = free_port()?;
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+        attempts += 1;
+        if attempts > n + PORT_ATTEMPTS {
+            return Err(io::Error::other(format!("cannot find {n} free ports")));
+        }
+    }
+    Ok(ports)
 }
 
 /// Ports below are left alone: they include well-known development ports
@@ -373,19 +397,23 @@ pub(super) mod tests {
         // Ignores SIGTERM, as do its children, and starts a child that would
         // outlive it.
         let script = r#"trap "" TERM; sleep 60 & while :; do sleep 0.05; done"#;
-        let args = [
-            "-c".to_owned(),
-            script.to_owned(),
-            "sh".to_owned(),
-            marker.clone(),
-        ];
-        let mut child = spawn(Path::new("sh"), &args, &[], Path::new("/"), log).unwrap();
+        let args = ["-c", script, "sh", &marker].map(str::to_owned).to_vec();
+        let sh = Process::new("sh", args);
+        let mut child = spawn(&sh, Path::new("/"), log.try_clone().unwrap(), None).unwrap();
         let pid = child.id().unwrap();
         let _cleanup = KillGroupOnPanic(pid);
+        // A companion, marked by its arg0, in the same group.
+        let companion = Process {
+            arg0: Some(marker.clone()),
+            ..Process::new("sleep", vec!["60".into()])
+        };
+        let mut companion = spawn(&companion, Path::new("/"), log, Some(pid)).unwrap();
+        let companion_pid = companion.id().unwrap();
         assert_eq!(leader(pid, markers).await, Leader::Ours);
+        assert_eq!(leader(companion_pid, markers).await, Leader::Ours);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(group_leaders_with(markers), [pid], "not its children");
-        assert!(live_members(pid).len() >= 2, "the background sleep runs");
+        assert_eq!(groups_with(markers), [pid], "one group for all");
+        assert!(live_members(pid).len() >= 3, "the background sleep runs");
 
         let started = std::time::Instant::now();
         stop(pid, markers, Duration::from_millis(300))
@@ -394,6 +422,8 @@ pub(super) mod tests {
         assert!(started.elapsed() >= Duration::from_millis(300));
         let status = child.wait().await.unwrap();
         assert_eq!(Exit::from_status(status), Some(Exit::Signal(9)));
+        let status = companion.wait().await.unwrap();
+        assert_eq!(Exit::from_status(status), Some(Exit::Signal(15)));
         assert_eq!(leader(pid, markers).await, Leader::Gone);
         for _ in 0..40 {
             if live_members(pid).is_empty() {
@@ -414,6 +444,15 @@ pub(super) mod tests {
         assert!(ports.iter().any(|&p| p != ports[0]), "they vary");
         assert_eq!(port_candidates(PORT_FLOOR, random_numbers()).count(), 0);
         assert_eq!(port_candidates(1024, random_numbers()).count(), 0);
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let mut ports = free_ports(30).unwrap();
+        assert_eq!(ports.len(), 30);
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 30);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::process::Exit;
 use crate::engine::{EngineId, EngineType};
+use crate::kind::ReadyCheck;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// `remove_dir_all` can race with a process that is still writing a last file
@@ -35,6 +36,18 @@ pub(super) struct ProcessRecord {
     /// other kinds than Spark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<EngineType>,
+    /// The engine's other processes, in its process group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<CompanionRecord>,
+}
+
+/// One of an engine's [companion](crate::kind::Companion) processes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct CompanionRecord {
+    pub name: String,
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<ReadyCheck>,
 }
 
 #[derive(Clone, Debug)]
@@ -69,16 +82,28 @@ impl EngineDir {
         self.root.join("warehouse")
     }
 
+    /// The main process's log, `engine.log`, which users read.
     pub fn log_file(&self) -> PathBuf {
-        self.root.join("engine.log")
+        self.log_file_of(None)
+    }
+
+    /// The log of the main process (`None`) or of a named companion.
+    pub fn log_file_of(&self, companion: Option<&str>) -> PathBuf {
+        match companion {
+            None => self.root.join("engine.log"),
+            Some(name) => self.root.join(format!("{name}.log")),
+        }
     }
 
     fn process_file(&self) -> PathBuf {
         self.root.join("process.json")
     }
 
-    fn exit_file(&self) -> PathBuf {
-        self.root.join("exit_status")
+    fn exit_file(&self, companion: Option<&str>) -> PathBuf {
+        match companion {
+            None => self.root.join("exit_status"),
+            Some(name) => self.root.join(format!("{name}.exit_status")),
+        }
     }
 
     fn lock_file(&self) -> PathBuf {
@@ -139,11 +164,11 @@ impl EngineDir {
 
     /// The engine's log, opened for appending so that a restarted engine does
     /// not erase why the previous one failed.
-    pub async fn open_log(&self) -> io::Result<File> {
+    pub async fn open_log(&self, companion: Option<&str>) -> io::Result<File> {
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log_file())
+            .open(self.log_file_of(companion))
             .await?;
         Ok(file.into_std().await)
     }
@@ -167,21 +192,21 @@ impl EngineDir {
     }
 
     /// `None` while the process runs, or if nobody saw it end.
-    pub async fn read_exit(&self) -> io::Result<Option<Exit>> {
-        Ok(read_optional(&self.exit_file())
+    pub async fn read_exit(&self, companion: Option<&str>) -> io::Result<Option<Exit>> {
+        Ok(read_optional(&self.exit_file(companion))
             .await?
             .and_then(|text| Exit::from_record(&text)))
     }
 
     /// Never recreates a deleted directory: writing into a missing one fails.
-    pub async fn write_exit(&self, exit: Exit) -> io::Result<()> {
-        write_atomically(&self.exit_file(), exit.to_record().as_bytes()).await
+    pub async fn write_exit(&self, companion: Option<&str>, exit: Exit) -> io::Result<()> {
+        write_atomically(&self.exit_file(companion), exit.to_record().as_bytes()).await
     }
 
-    /// The last `max_bytes` of the engine's log, from a line start; empty if
+    /// The last `max_bytes` of a process's log, from a line start; empty if
     /// there is no log.
-    pub async fn log_tail(&self, max_bytes: u64) -> io::Result<String> {
-        let mut file = match tokio::fs::File::open(self.log_file()).await {
+    pub async fn log_tail(&self, companion: Option<&str>, max_bytes: u64) -> io::Result<String> {
+        let mut file = match tokio::fs::File::open(self.log_file_of(companion)).await {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
             Err(e) => return Err(e),
@@ -262,11 +287,19 @@ mod tests {
         assert!(!dir.exists().await.unwrap());
         dir.prepare().await.unwrap();
         assert_eq!(dir.read_process().await.unwrap(), None);
-        assert_eq!(dir.read_exit().await.unwrap(), None);
+        assert_eq!(dir.read_exit(None).await.unwrap(), None);
         let record = ProcessRecord {
             pid: 42,
             port: 15002,
-            kind: Some(EngineType::Sail),
+            kind: Some(EngineType::Ballista),
+            companions: vec![CompanionRecord {
+                name: "executor-1".into(),
+                pid: 43,
+                ready: Some(ReadyCheck::HttpOk {
+                    port: 15004,
+                    path: "/readyz".into(),
+                }),
+            }],
         };
         dir.write_process(record.clone()).await.unwrap();
         assert_eq!(dir.read_process().await.unwrap(), Some(record));
@@ -276,8 +309,16 @@ mod tests {
             .unwrap();
         let old = dir.read_process().await.unwrap().unwrap();
         assert_eq!((old.pid, old.port, old.kind), (7, 15003, None));
-        dir.write_exit(Exit::Code(1)).await.unwrap();
-        assert_eq!(dir.read_exit().await.unwrap(), Some(Exit::Code(1)));
+        assert!(old.companions.is_empty());
+        dir.write_exit(None, Exit::Code(1)).await.unwrap();
+        dir.write_exit(Some("executor-1"), Exit::Code(2))
+            .await
+            .unwrap();
+        assert_eq!(dir.read_exit(None).await.unwrap(), Some(Exit::Code(1)));
+        assert_eq!(
+            dir.read_exit(Some("executor-1")).await.unwrap(),
+            Some(Exit::Code(2))
+        );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
@@ -293,7 +334,7 @@ mod tests {
         dir.prepare().await.unwrap();
         dir.remove().await.unwrap();
         dir.remove().await.unwrap();
-        assert!(dir.write_exit(Exit::Code(0)).await.is_err());
+        assert!(dir.write_exit(None, Exit::Code(0)).await.is_err());
         assert!(!dir.exists().await.unwrap());
     }
 
@@ -302,11 +343,16 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let dir = engine_dir(work.path());
         dir.prepare().await.unwrap();
-        assert_eq!(dir.log_tail(100).await.unwrap(), "");
+        assert_eq!(dir.log_tail(None, 100).await.unwrap(), "");
         std::fs::write(dir.log_file(), "first line\nsecond\nthird\n").unwrap();
-        assert_eq!(dir.log_tail(12).await.unwrap(), "third\n");
+        std::fs::write(dir.log_file_of(Some("executor-1")), "other\n").unwrap();
+        assert_eq!(dir.log_tail(None, 12).await.unwrap(), "third\n");
         assert_eq!(
-            dir.log_tail(1000).await.unwrap(),
+            dir.log_tail(Some("executor-1"), 100).await.unwrap(),
+            "other\n"
+        );
+        assert_eq!(
+            dir.log_tail(None, 1000).await.unwrap(),
             "first line\nsecond\nthird\n"
         );
     }
