@@ -72,7 +72,7 @@ enum Blueprint {
     Spark,
     Plan {
         kind: Arc<dyn EngineKind>,
-        plan: KubePlan,
+        plan: Box<KubePlan>,
     },
 }
 
@@ -139,7 +139,7 @@ impl KubernetesResourceManager {
             .map_err(ResourceError::Rejected)?;
         Ok(Blueprint::Plan {
             kind: Arc::clone(kind),
-            plan,
+            plan: Box::new(plan),
         })
     }
 

@@ -364,6 +364,54 @@ mod tests {
     }
 
     #[test]
+    fn ballista_scheduler_service_and_executor() {
+        let spec = spec(
+            EngineType::Ballista,
+            "55.0.0",
+            &[
+                ("executors", "2"),
+                ("executor.concurrent-tasks", "4"),
+                ("scheduler.scheduler-policy", "push-staged"),
+            ],
+        );
+        let config = config();
+        let (kind, plan) = plan_of(&spec, &config);
+        assert_eq!(plan.members.len(), 2);
+        assert!(!uses_token(&plan), "Ballista cannot check a token");
+        golden::check(
+            "ballista_scheduler_pod.json",
+            serde_json::to_value(main_pod(&spec, kind.as_ref(), &plan, &config)).unwrap(),
+        );
+        golden::check(
+            "ballista_service.json",
+            serde_json::to_value(super::service(
+                &spec,
+                kind.as_ref(),
+                plan.service.as_ref().unwrap(),
+                &config,
+                "pod-uid-1",
+            ))
+            .unwrap(),
+        );
+        golden::check(
+            "ballista_executor_pod.json",
+            serde_json::to_value(member_pod(
+                &spec,
+                kind.as_ref(),
+                &plan.members[0],
+                &config,
+                "pod-uid-1",
+            ))
+            .unwrap(),
+        );
+        let second = member_pod(&spec, kind.as_ref(), &plan.members[1], &config, "pod-uid-1");
+        assert_eq!(
+            second.metadata.name.as_deref(),
+            Some("rucat-0123456789abcdef0123456789abcdef-executor-2")
+        );
+    }
+
+    #[test]
     fn rucat_labels_win_and_pods_get_no_api_access() {
         let spec = spec(EngineType::Sail, "0.7.2", &[]);
         let config = config();
