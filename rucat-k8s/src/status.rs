@@ -473,4 +473,180 @@ mod tests {
         assert!(!stuck_terminating(&deleted, at(1_059), limit));
         assert!(stuck_terminating(&deleted, at(1_060), limit));
     }
+
+    /// A pod of a plan: its part label and its one container's state.
+    fn part_pod(part: &str, phase: &str, state: serde_json::Value, ready: bool) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("rucat-x-{part}"), "labels": {names::PART: part}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": phase, "containerStatuses": [
+                {"name": "c", "ready": ready, "restartCount": 0, "image": "i", "imageID": "",
+                 "state": state}]},
+        }))
+        .unwrap()
+    }
+
+    fn ready(part: &str) -> Pod {
+        part_pod(part, "Running", json!({"running": {}}), true)
+    }
+
+    fn starting(part: &str) -> Pod {
+        part_pod(part, "Running", json!({"running": {}}), false)
+    }
+
+    fn failed(part: &str) -> Pod {
+        part_pod(
+            part,
+            "Failed",
+            json!({"terminated": {"exitCode": 1, "reason": "Error"}}),
+            false,
+        )
+    }
+
+    const DF: &str = "df://rucat-x.ns.svc:50050";
+
+    fn judge(
+        main: &Pod,
+        members: &[Option<&Pod>],
+        just_created: bool,
+    ) -> (ResourceStatus, Option<usize>) {
+        let names = ["rucat-x-executor-1", "rucat-x-executor-2"];
+        let members: Vec<(&str, Option<&Pod>)> =
+            names.iter().copied().zip(members.iter().copied()).collect();
+        engine_status_with_members(main, &members, DF, just_created)
+    }
+
+    #[test]
+    fn an_engine_with_members_runs_when_all_are_ready() {
+        let (e1, e2) = (ready("executor-1"), ready("executor-2"));
+        assert_eq!(
+            judge(&ready("scheduler"), &[Some(&e1), Some(&e2)], false),
+            (
+                ResourceStatus::Running {
+                    endpoint: DF.into()
+                },
+                None
+            )
+        );
+        assert_eq!(
+            judge(&ready("scheduler"), &[], false),
+            (
+                ResourceStatus::Running {
+                    endpoint: DF.into()
+                },
+                None
+            ),
+            "no members: the main pod alone"
+        );
+    }
+
+    #[test]
+    fn a_member_not_ready_keeps_the_engine_pending_and_says_which() {
+        let (e1, e2) = (ready("executor-1"), starting("executor-2"));
+        assert_eq!(
+            judge(&ready("scheduler"), &[Some(&e1), Some(&e2)], false).0,
+            ResourceStatus::Pending {
+                reason: Some("executor-2 is not ready yet".into())
+            }
+        );
+        let pulling = part_pod(
+            "executor-1",
+            "Pending",
+            json!({"waiting": {"reason": "ErrImagePull", "message": "not found"}}),
+            false,
+        );
+        assert_eq!(
+            judge(&starting("scheduler"), &[Some(&pulling), Some(&e2)], false).0,
+            ResourceStatus::Pending {
+                reason: Some("executor-1: ErrImagePull: not found".into())
+            },
+            "the main pod has nothing to say: the member's reason"
+        );
+        let unschedulable: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "rucat-x", "labels": {names::PART: "scheduler"}},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled",
+                "status": "False", "reason": "Unschedulable", "message": "no nodes"}]},
+        }))
+        .unwrap();
+        assert_eq!(
+            judge(&unschedulable, &[Some(&pulling), Some(&e2)], false).0,
+            ResourceStatus::Pending {
+                reason: Some("Unschedulable: no nodes".into())
+            },
+            "the main pod's own reason first"
+        );
+    }
+
+    #[test]
+    fn a_failed_member_fails_the_engine_and_is_named_for_its_log() {
+        let (e1, e2) = (ready("executor-1"), failed("executor-2"));
+        for main in [ready("scheduler"), starting("scheduler")] {
+            assert_eq!(
+                judge(&main, &[Some(&e1), Some(&e2)], false),
+                (
+                    ResourceStatus::Failed {
+                        reason: "the executor-2 container ended: Error (exit code 1)".into()
+                    },
+                    Some(1)
+                )
+            );
+        }
+        assert_eq!(
+            judge(&failed("scheduler"), &[Some(&e1), Some(&e2)], false),
+            (
+                ResourceStatus::Failed {
+                    reason: "the scheduler container ended: Error (exit code 1)".into()
+                },
+                None
+            ),
+            "the main pod's failure first"
+        );
+    }
+
+    #[test]
+    fn a_missing_member_is_awaited_only_while_it_may_still_be_created() {
+        let e1 = ready("executor-1");
+        let pending = ResourceStatus::Pending {
+            reason: Some("the pod rucat-x-executor-2 is not created yet".into()),
+        };
+        assert_eq!(
+            judge(&ready("scheduler"), &[Some(&e1), None], true).0,
+            pending
+        );
+        assert_eq!(
+            judge(&starting("scheduler"), &[Some(&e1), None], false).0,
+            pending
+        );
+        assert_eq!(
+            judge(&ready("scheduler"), &[Some(&e1), None], false),
+            (
+                ResourceStatus::Failed {
+                    reason: "the pod rucat-x-executor-2 of the engine is gone".into()
+                },
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn deletions_of_the_engine_or_a_member() {
+        let mut deleted = ready("executor-2");
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::UNIX_EPOCH),
+        );
+        let e1 = ready("executor-1");
+        assert_eq!(
+            judge(&ready("scheduler"), &[Some(&e1), Some(&deleted)], false).0,
+            ResourceStatus::Failed {
+                reason: "the pod rucat-x-executor-2 of the engine is being deleted".into()
+            }
+        );
+        let mut main = ready("scheduler");
+        main.metadata.deletion_timestamp = deleted.metadata.deletion_timestamp.clone();
+        assert_eq!(
+            judge(&main, &[Some(&e1), Some(&deleted)], false).0,
+            ResourceStatus::Terminating,
+            "a stop deletes the main pod, and its members with it"
+        );
+    }
 }
