@@ -451,3 +451,46 @@ async fn a_retried_ballista_create_adopts_what_exists_and_creates_what_is_missin
     }
     cluster.shutdown().await;
 }
+
+/// An executor of the engine's previous start, still terminating after its
+/// scheduler pod went (here held by a finalizer), is not adopted by the new
+/// start: the create says so and leaves nothing, and succeeds once it is
+/// gone.
+#[tokio::test]
+async fn an_executor_of_an_earlier_start_is_waited_for_not_adopted() {
+    use rucat_core::ResourceError;
+
+    let cluster = Cluster::start(|_, _| {}).await;
+    let spec = request("Ballista", "55.0.0", &[("executors", "1")])
+        .validate()
+        .unwrap();
+    cluster.resources.create(&spec).await.unwrap();
+    let old = executor(&spec.id, 1);
+    cluster.api.add_finalizer(NS, Resource::Pods, &old).unwrap();
+    cluster.resources.delete(&spec.id).await.unwrap();
+    let lingering = cluster.api.get(NS, Resource::Pods, &old).unwrap();
+    assert!(lingering["metadata"]["deletionTimestamp"].is_string());
+
+    let err = cluster.resources.create(&spec).await.unwrap_err();
+    assert!(
+        matches!(&err, ResourceError::Unavailable(reason) if reason.contains("earlier start")),
+        "{err:?}"
+    );
+    assert!(
+        cluster.pod(&spec.id).is_none(),
+        "the new scheduler pod is removed again"
+    );
+
+    cluster
+        .api
+        .remove_finalizers(NS, Resource::Pods, &old)
+        .unwrap();
+    cluster.resources.create(&spec).await.unwrap();
+    let scheduler = cluster.pod(&spec.id).unwrap();
+    let fresh = cluster.api.get(NS, Resource::Pods, &old).unwrap();
+    assert_eq!(
+        fresh["metadata"]["ownerReferences"][0]["uid"],
+        scheduler["metadata"]["uid"]
+    );
+    cluster.shutdown().await;
+}
