@@ -15,6 +15,7 @@ mod gateway;
 mod identities;
 mod identity;
 mod idle;
+mod kinds;
 mod logs;
 mod many;
 mod overhead;
@@ -58,7 +59,7 @@ enum Benchmark {
         #[arg(long)]
         quick: bool,
         /// Leave out the benchmarks that run local Spark engines and pyspark
-        /// (d, g and k).
+        /// (d, g, k and m).
         #[arg(long)]
         no_spark: bool,
         /// Only the benchmarks with these letters, e.g. `--only cg`.

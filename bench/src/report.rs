@@ -9,7 +9,7 @@ use crate::burst::Burst;
 use crate::overhead::Latencies;
 use crate::procs::{Binaries, run_json};
 use crate::table::{self, Row};
-use crate::{due, gateway, identity, idle, logs, many, rest, resume, spark, steady};
+use crate::{due, gateway, identity, idle, kinds, logs, many, rest, resume, spark, steady};
 
 /// How big a run is.
 pub struct Scale {
@@ -26,6 +26,7 @@ pub struct Scale {
     pub identity: identity::Sizes,
     pub resume: resume::Sizes,
     pub logs: logs::Sizes,
+    pub kinds: kinds::Sizes,
 }
 
 impl Scale {
@@ -76,6 +77,10 @@ impl Scale {
             tail_requests: 50,
             stop_rounds: 3,
         },
+        kinds: kinds::Sizes {
+            rounds: 3,
+            settle: Duration::from_secs(5),
+        },
     };
     /// A smoke run of every code path in well under a minute (plus Spark).
     pub const QUICK: Scale = Scale {
@@ -122,6 +127,10 @@ impl Scale {
             tail_requests: 20,
             stop_rounds: 1,
         },
+        kinds: kinds::Sizes {
+            rounds: 1,
+            settle: Duration::from_secs(2),
+        },
     };
 }
 
@@ -137,7 +146,7 @@ pub struct Options {
 
 impl Options {
     fn runs(&self, letter: char) -> bool {
-        let spark = !matches!(letter, 'd' | 'g' | 'k') || self.spark;
+        let spark = !matches!(letter, 'd' | 'g' | 'k' | 'm') || self.spark;
         spark && self.only.as_ref().is_none_or(|only| only.contains(letter))
     }
 }
@@ -363,7 +372,57 @@ pub async fn run(options: Options) -> anyhow::Result<String> {
         rows.extend(logs_rows(&logs::run(&bins, &work, sizes).await?));
     }
 
+    if options.runs('m') {
+        progress(
+            "m. engine kinds: Sail against Spark, create → first query and idle memory".into(),
+        );
+        let work = work.path().join("m");
+        rows.extend(kinds_rows(&kinds::run(&bins, &work, &scale.kinds).await?));
+    }
+
     Ok(table::render(&rows))
+}
+
+fn kinds_rows(k: &kinds::Kinds) -> Vec<Row> {
+    let (sail, spark) = (&k.sail, &k.spark);
+    let versions = format!(
+        "Sail {} vs Spark {}; median of {}",
+        sail.version, spark.version, k.rounds
+    );
+    let processes = |n: usize| {
+        if n == 1 {
+            "1 process".to_owned()
+        } else {
+            format!("{n} processes")
+        }
+    };
+    vec![
+        Row {
+            figure: format!(
+                "m. create → first query through the gateway: Sail vs Spark ({versions})"
+            ),
+            value: format!("{:.2} s", sail.first_query_secs),
+            baseline: format!("{:.2} s Spark", spark.first_query_secs),
+            ratio: sail.first_query_secs / spark.first_query_secs,
+            goal: "≥ 10× faster",
+            met: Some(spark.first_query_secs >= 10.0 * sail.first_query_secs),
+        },
+        Row {
+            figure: format!(
+                "m. idle RSS of an engine, its process group {} s after its first query: Sail vs Spark ({versions})",
+                k.settle.as_secs()
+            ),
+            value: format!("{} ({})", mb(sail.idle_rss_mb), processes(sail.processes)),
+            baseline: format!(
+                "{} Spark ({})",
+                mb(spark.idle_rss_mb),
+                processes(spark.processes)
+            ),
+            ratio: sail.idle_rss_mb / spark.idle_rss_mb,
+            goal: "report it",
+            met: None,
+        },
+    ]
 }
 
 fn logs_rows(l: &logs::Logs) -> Vec<Row> {

@@ -104,15 +104,20 @@ pub async fn resume(bins: &Binaries, work: &Path, sizes: &Sizes) -> anyhow::Resu
     };
     let measured = async {
         // Warms the page cache for Spark's jars; not timed.
-        let (_, warm_up, _) = fresh(&api, &spark.version).await?;
+        let (_, warm_up, _) = fresh(&api, "Spark", &spark.version).await?;
         api.stop_and_delete(&warm_up).await?;
         let resumes_before = metric(&api, "rucat_gateway_resumes_total").await?;
         let (mut fresh_secs, mut resumed_secs) = (Vec::new(), Vec::new());
         let mut stopped_reason = String::new();
         for round in 1..=sizes.rounds {
-            let (secs, id, endpoint) = fresh(&api, &spark.version).await?;
+            let (secs, id, engine) = fresh(&api, "Spark", &spark.version).await?;
             fresh_secs.push(secs);
             let round = async {
+                ensure!(
+                    engine["idle_timeout_secs"] == SHORT_TIMEOUT_SECS,
+                    "the engine is idle-tracked: {engine}"
+                );
+                let endpoint = endpoint_of(&engine)?;
                 // Nobody uses it: the monitor stops it after its timeout.
                 let stopped = api.wait_for(&id, "Terminated").await?;
                 stopped_reason = stopped["stopped_reason"]
@@ -157,34 +162,38 @@ pub async fn resume(bins: &Binaries, work: &Path, sizes: &Sizes) -> anyhow::Resu
     measured
 }
 
-/// A fresh engine to its first answer through the gateway: seconds, the
-/// engine's id and its endpoint. The engine is left Running, unless
-/// something failed.
-async fn fresh(api: &Api<'_>, version: &str) -> anyhow::Result<(f64, String, String)> {
+/// A fresh engine of `kind` to its first answer through the gateway, from
+/// `POST /engine` on: seconds, the engine's id and its record once Running.
+/// The engine is left Running, unless something failed.
+pub(crate) async fn fresh(
+    api: &Api<'_>,
+    kind: &str,
+    version: &str,
+) -> anyhow::Result<(f64, String, Value)> {
     let client = Client::ready().await?;
     let started = Instant::now();
-    let id = api.create(version, json!({})).await?;
+    let id = api.create_kind(kind, version, json!({})).await?;
     let answered = async {
         let engine = api.wait_for(&id, "Running").await?;
-        let endpoint = engine["endpoint"]
-            .as_str()
-            .context("an endpoint")?
-            .to_owned();
-        ensure!(
-            engine["idle_timeout_secs"] == SHORT_TIMEOUT_SECS,
-            "the engine is idle-tracked: {engine}"
-        );
-        client.query(&endpoint).await?;
-        anyhow::Ok((started.elapsed().as_secs_f64(), endpoint))
+        client.query(&endpoint_of(&engine)?).await?;
+        anyhow::Ok((started.elapsed().as_secs_f64(), engine))
     }
     .await;
     match answered {
-        Ok((secs, endpoint)) => Ok((secs, id, endpoint)),
+        Ok((secs, engine)) => Ok((secs, id, engine)),
         Err(err) => {
             let _ = api.stop_and_delete(&id).await;
             Err(err)
         }
     }
+}
+
+/// A Running engine's endpoint.
+fn endpoint_of(engine: &Value) -> anyhow::Result<String> {
+    Ok(engine["endpoint"]
+        .as_str()
+        .with_context(|| format!("an endpoint: {engine}"))?
+        .to_owned())
 }
 
 /// A stock pyspark client, started and with Spark Connect's modules
@@ -502,7 +511,7 @@ async fn metric_of(http: &reqwest::Client, server: &Process, name: &str) -> anyh
 }
 
 /// The middle value (the mean of the middle two of an even count).
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,

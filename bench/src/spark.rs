@@ -181,8 +181,20 @@ pub(crate) struct Api<'a> {
 }
 
 impl Api<'_> {
+    /// A Spark engine.
     pub(crate) async fn create(&self, version: &str, configs: Value) -> anyhow::Result<String> {
-        let body = json!({"name": "bench", "engine_type": "Spark", "version": version, "configs": configs});
+        self.create_kind("Spark", version, configs).await
+    }
+
+    /// An engine of `kind` (its `engine_type`).
+    pub(crate) async fn create_kind(
+        &self,
+        kind: &str,
+        version: &str,
+        configs: Value,
+    ) -> anyhow::Result<String> {
+        let body =
+            json!({"name": "bench", "engine_type": kind, "version": version, "configs": configs});
         let response = self
             .http
             .post(self.server.url("/engine")?)

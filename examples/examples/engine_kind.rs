@@ -1,14 +1,17 @@
-//! A third-party engine kind on rucat's local resource manager: a "Files"
-//! engine is `python3 -m http.server` serving the engine's own work
-//! directory. The kind says how to find and start it; the local resource
-//! manager, unchanged, gives it a work directory, a port, a log, readiness,
-//! stop and failure reasons as it does for Spark and Sail.
+//! A third-party engine kind, embedded: a "Files" engine is `python3 -m
+//! http.server` serving the engine's own work directory. The kind says how
+//! to find and start it; installed at startup, it is accepted by request
+//! validation like the built-in kinds, and the monitor drives it on the
+//! unchanged local resource manager, which gives it a work directory, a
+//! port, a log, readiness, stop and failure reasons as it does for Spark,
+//! Sail and Ballista.
 //!
 //! Run: `cargo run -p rucat-examples --example engine_kind`. Needs Spark
 //! (pyspark) as any local resource manager does. Exits non-zero if any
 //! step does not behave.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -17,7 +20,10 @@ use rucat_core::kind::{
     BIND_ADDRESS, EngineKind, Kinds, Launch, LaunchPlan, LocalInstall, Process,
 };
 use rucat_core::resource::local::{LocalConfig, LocalResourceManager, LocalSetupError};
-use rucat_core::{CreateEngineRequest, EngineType, ResourceManager, ResourceStatus};
+use rucat_core::store::MemoryStore;
+use rucat_core::{
+    CreateEngineRequest, EngineError, EngineState, Engines, Identity, Monitor, MonitorConfig,
+};
 
 /// Static files over HTTP, one server per engine.
 struct Files;
@@ -82,28 +88,46 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(work_dir: PathBuf) -> anyhow::Result<()> {
+    // Installing is all it takes: nothing else of rucat is changed.
+    if Kinds::builtin().clone().register(Files).install().is_err() {
+        bail!("the kinds were installed already");
+    }
     let config = LocalConfig {
         work_dir,
         stop_grace_secs: 2,
         ..LocalConfig::default()
     };
-    // Registering is all it takes: the resource manager is not changed.
-    let kinds = Kinds::builtin().clone().register(Files);
-    let resources = LocalResourceManager::with_kinds(config, kinds).await?;
+    let resources = Arc::new(LocalResourceManager::new(config).await?);
+    let store = Arc::new(MemoryStore::new());
+    let monitor = Monitor::new(store.clone(), resources, MonitorConfig::default());
+    let (stop_monitor, stopped) = tokio::sync::oneshot::channel::<()>();
+    let monitor = tokio::spawn(monitor.run(async {
+        let _ = stopped.await;
+    }));
+    let engines = Engines::new(store);
+    let alice = Identity::user("alice", ["data"]);
 
-    let mut spec = CreateEngineRequest::spark("files", "4.3.0").validate()?;
-    spec.engine_type = EngineType::new("Files");
-    spec.version = "1.0.0".into();
-    resources.create(&spec).await?;
-    let started = Instant::now();
-    let endpoint = loop {
-        match resources.status(&spec.id).await? {
-            ResourceStatus::Running { endpoint } => break endpoint,
-            ResourceStatus::Failed { reason } => bail!("the engine failed: {reason}"),
-            _ if started.elapsed() > Duration::from_secs(20) => bail!("never Running"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
+    let bad = CreateEngineRequest {
+        engine_type: "Files".into(),
+        ..CreateEngineRequest::spark("files", "2.0.0")
     };
+    let err = engines.create_as(&alice, bad).await.err();
+    ensure!(
+        matches!(&err, Some(EngineError::Invalid(e)) if e.field == "version"),
+        "the kind checks its versions: {err:?}"
+    );
+    let request = CreateEngineRequest {
+        engine_type: "Files".into(),
+        ..CreateEngineRequest::spark("files", "1.0.0")
+    };
+    let id = engines.create_as(&alice, request).await?;
+    let started = Instant::now();
+    let running = engines
+        .wait_for(&id, EngineState::Running, Duration::from_secs(20))
+        .await?;
+    let endpoint = running
+        .endpoint
+        .context("a running engine has an endpoint")?;
     let listing = reqwest::get(&endpoint).await?.text().await?;
     ensure!(
         listing.contains("engine.log"),
@@ -114,14 +138,17 @@ async fn run(work_dir: PathBuf) -> anyhow::Result<()> {
         started.elapsed()
     );
 
-    resources.delete(&spec.id).await?;
-    ensure!(
-        resources.status(&spec.id).await? == ResourceStatus::Gone,
-        "deleted"
-    );
+    engines.stop_as(&alice, &id).await?;
+    engines
+        .wait_for(&id, EngineState::Terminated, Duration::from_secs(20))
+        .await?;
     reqwest::get(&endpoint)
         .await
         .err()
-        .context("nothing listens after the delete")?;
+        .context("nothing listens after the stop")?;
+    engines.delete_as(&alice, &id).await?;
+    println!("stopped and deleted through rucat's lifecycle");
+    let _ = stop_monitor.send(());
+    monitor.await?;
     Ok(())
 }

@@ -160,7 +160,7 @@ impl EngineSpec {
     /// (see [`crate::kind::EngineKind::served_by_gateway`]). An engine of a
     /// kind this build does not know is not served.
     pub fn served_by_gateway(&self) -> bool {
-        crate::kind::Kinds::builtin()
+        crate::kind::Kinds::installed()
             .get(&self.engine_type)
             .is_some_and(|kind| kind.served_by_gateway(&self.version))
     }

@@ -41,7 +41,7 @@ impl PartialSchema for EngineType {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(Kinds::builtin().names()))
+            .enum_values(Some(Kinds::installed().names()))
             .description(Some(
                 "The kind of engine (see the README's \"Engine kinds\"); plain text",
             ))
@@ -105,7 +105,7 @@ pub(crate) fn configs_schema() -> Schema {
 /// the keys rucat reserves), so that a request the document allows is
 /// exactly one [`crate::CreateEngineRequest::validate`] accepts.
 pub fn kind_variants() -> Vec<serde_json::Value> {
-    Kinds::builtin()
+    Kinds::installed()
         .iter()
         .map(|kind| {
             let reserved: Vec<String> = kind

@@ -168,7 +168,7 @@ impl CreateEngineRequest {
     /// [`Self::validate`], and the groups the engine is to be shared with.
     pub fn validate_with_groups(self) -> Result<(EngineSpec, BTreeSet<String>), ValidationError> {
         validate_name(&self.name)?;
-        let kinds = Kinds::builtin();
+        let kinds = Kinds::installed();
         let kind = kinds.by_name(&self.engine_type).ok_or_else(|| {
             ValidationError::new(
                 "engine_type",

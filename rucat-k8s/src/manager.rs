@@ -78,7 +78,7 @@ enum Blueprint {
 
 impl KubernetesResourceManager {
     /// Uses `client` for the namespace of `config`, and starts watching its
-    /// driver pods. Runs rucat's built-in kinds (see [`Self::with_kinds`]).
+    /// driver pods. Runs the kinds this process knows ([`Kinds::installed`]; see also [`Self::with_kinds`]).
     pub fn new(client: Client, config: KubernetesConfig) -> Self {
         let pods = Api::namespaced(client.clone(), &config.namespace);
         let services = Api::namespaced(client.clone(), &config.namespace);
@@ -89,7 +89,7 @@ impl KubernetesResourceManager {
             services,
             secrets,
             config,
-            kinds: Kinds::builtin().clone(),
+            kinds: Kinds::installed().clone(),
             cache,
             created: Mutex::default(),
             failure_reasons: Mutex::default(),
@@ -99,7 +99,7 @@ impl KubernetesResourceManager {
     /// Finds the cluster the standard way: the in-cluster service account,
     /// else `KUBECONFIG` / `~/.kube/config`; calls carry rucat's User-Agent.
     pub async fn from_environment(config: KubernetesConfig) -> Result<Self, KubernetesSetupError> {
-        config.check_kinds(Kinds::builtin())?;
+        config.check_kinds(Kinds::installed())?;
         let mut client_config = kube::Config::infer().await?;
         agent::identify(&mut client_config);
         let client = Client::try_from(client_config)?;

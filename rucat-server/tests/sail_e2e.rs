@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::processes::{RucatProcess, processes_mentioning, pyspark};
+use support::rest;
 
 /// Sail opens its port within milliseconds; this is for a loaded machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -26,8 +27,16 @@ fn sail_python() -> PathBuf {
 
 /// A server whose local resource manager runs Sail with [`sail_python`].
 fn server(data: &Path) -> RucatProcess {
-    let config = json!({"resource_manager": {"Local": {
+    server_with(data, json!({}))
+}
+
+/// [`server`] with more top-level config, e.g. `idle`.
+fn server_with(data: &Path, extra: Value) -> RucatProcess {
+    let mut config = json!({"resource_manager": {"Local": {
         "work_dir": data.join("engines"), "sail_python": sail_python()}}});
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
     let path = data.join("server.json");
     std::fs::write(&path, config.to_string()).unwrap();
     RucatProcess::server(&[
@@ -52,75 +61,27 @@ fn local_sail_version() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-struct Api<'a> {
-    server: &'a RucatProcess,
-    client: reqwest::Client,
-}
+/// The REST API, for Sail engines of the local version.
+struct Api<'a>(rest::Api<'a>);
 
 impl<'a> Api<'a> {
     fn new(server: &'a RucatProcess) -> Self {
-        Self {
-            server,
-            client: reqwest::Client::new(),
-        }
+        Self(rest::Api::new(server, START_TIMEOUT))
     }
 
     async fn create(&self, configs: Value) -> reqwest::Response {
-        let body = json!({"name": "sail", "engine_type": "Sail",
-            "version": local_sail_version(), "configs": configs});
-        self.client
-            .post(self.server.url("/engine"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        self.0.create("Sail", &local_sail_version(), configs).await
     }
 
     async fn created(&self, configs: Value) -> String {
-        let response = self.create(configs).await;
-        assert_eq!(response.status(), 200);
-        let created: Value = response.json().await.unwrap();
-        created["id"].as_str().unwrap().to_owned()
+        self.0.created("Sail", &local_sail_version(), configs).await
     }
+}
 
-    async fn get(&self, id: &str) -> reqwest::Response {
-        self.client
-            .get(self.server.url(&format!("/engine/{id}")))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn action(&self, id: &str, action: &str) {
-        let url = |path: String| self.server.url(&path);
-        let response = match action {
-            "delete" => self.client.delete(url(format!("/engine/{id}"))),
-            _ => self.client.post(url(format!("/engine/{id}/{action}"))),
-        }
-        .send()
-        .await
-        .unwrap();
-        assert_eq!(
-            response.status(),
-            200,
-            "{action}: {}",
-            response.text().await.unwrap_or_default()
-        );
-    }
-
-    async fn wait_for(&self, id: &str, state: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let info: Value = self.get(id).await.json().await.unwrap();
-            if info["state"] == state {
-                return info;
-            }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "never reached {state}: {info}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+impl<'a> std::ops::Deref for Api<'a> {
+    type Target = rest::Api<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -219,5 +180,44 @@ async fn sail_engine_with_a_bad_config_ends_in_error_clean_with_sails_reason() {
     assert!(!data.path().join("engines").join(&id).exists());
     api.action(&id, "delete").await;
     assert_eq!(api.get(&id).await.status(), 404);
+    assert!(server.terminate());
+}
+
+/// Sail engines are idle-stopped and resumed like Spark 4's: the gateway
+/// sees their use.
+#[tokio::test]
+async fn an_idle_sail_engine_is_stopped_and_resumed_by_its_next_query() {
+    const IDLE_SECS: u64 = 5;
+    let data = tempfile::tempdir().unwrap();
+    let idle = json!({"idle": {"timeout_secs": IDLE_SECS, "activity_interval_secs": 1}});
+    let server = server_with(data.path(), idle);
+    let api = Api::new(&server);
+
+    let id = api.created(json!({})).await;
+    let info = api.wait_for(&id, "Running").await;
+    assert_eq!(info["idle_timeout_secs"], IDLE_SECS);
+    let endpoint = info["endpoint"].as_str().unwrap().to_owned();
+    assert_eq!(sum(&endpoint).await, json!(499500));
+    let used = Instant::now();
+
+    let stopped = api.wait_for(&id, "Terminated").await;
+    assert!(
+        used.elapsed() >= Duration::from_secs(IDLE_SECS - 1),
+        "stopped {:?} after its last use",
+        used.elapsed()
+    );
+    let reason = stopped["stopped_reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("idle for "), "{stopped}");
+    assert_eq!(processes_mentioning(&id), Vec::<u32>::new(), "sail is gone");
+
+    // A stock client's next query brings it back and is answered.
+    assert_eq!(sum(&endpoint).await, json!(499500));
+    let info: Value = api.get(&id).await.json().await.unwrap();
+    assert_eq!(info["state"], "Running", "{info}");
+    assert_eq!(info["attempts"].as_array().map(Vec::len), Some(2), "{info}");
+
+    api.action(&id, "stop").await;
+    api.wait_for(&id, "Terminated").await;
+    api.action(&id, "delete").await;
     assert!(server.terminate());
 }

@@ -6,8 +6,9 @@
 //! kind which versions and configs it accepts, the local resource manager
 //! asks it for a [`LaunchPlan`] and for the reason in its log, and the
 //! gateway asks whether its engines speak Spark Connect through it. A new
-//! kind implements [`EngineKind`] and is registered in a [`Kinds`]; no
-//! resource manager changes. (The Kubernetes resource manager, `rucat-k8s`,
+//! kind implements [`EngineKind`] and is registered in a [`Kinds`], which a
+//! program [installs](Kinds::install) at startup; no resource manager
+//! changes. (The Kubernetes resource manager, `rucat-k8s`,
 //! still runs Spark only.)
 
 pub mod ballista;
@@ -17,7 +18,7 @@ pub mod spark;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use async_trait::async_trait;
 
@@ -250,6 +251,9 @@ pub struct Kinds {
     kinds: Vec<Arc<dyn EngineKind>>,
 }
 
+/// The kinds of this process, if a program installed its own.
+static INSTALLED: OnceLock<Kinds> = OnceLock::new();
+
 static BUILTIN: LazyLock<Kinds> = LazyLock::new(|| Kinds {
     kinds: vec![
         Arc::new(spark::Spark),
@@ -262,6 +266,25 @@ impl Kinds {
     /// The kinds rucat ships: Spark, Sail and Ballista.
     pub fn builtin() -> &'static Kinds {
         &BUILTIN
+    }
+
+    /// The kinds this process knows: those [installed](Self::install), else
+    /// the built-in ones. Request validation, the OpenAPI document, the
+    /// gateway and [`LocalResourceManager::new`] use them.
+    ///
+    /// [`LocalResourceManager::new`]: crate::resource::local::LocalResourceManager::new
+    pub fn installed() -> &'static Kinds {
+        INSTALLED.get().unwrap_or(&BUILTIN)
+    }
+
+    /// Makes these the kinds of the whole process, e.g. the built-in ones
+    /// plus a third party's. Process-wide because what a kind is must not
+    /// depend on which part of rucat asks (a request accepted by the API and
+    /// then refused by the monitor would be lost). Call it once, at startup,
+    /// before anything else of rucat; a second call is refused and gets its
+    /// kinds back.
+    pub fn install(self) -> Result<(), Kinds> {
+        INSTALLED.set(self)
     }
 
     /// Adds `kind`, replacing a kind of the same name.

@@ -163,16 +163,20 @@ const LOG_CHUNK: usize = 64 * 1024;
 static LOG_ATTEMPT: HeaderName = HeaderName::from_static("x-rucat-log-attempt");
 static LOG_SOURCE: HeaderName = HeaderName::from_static("x-rucat-log-source");
 
-/// The engine as users see it. Users connect through the gateway; the
-/// engine's own address is for the gateway alone (and refuses clients
-/// without its token).
+/// The engine as users see it. Users reach Spark Connect engines through
+/// the gateway; their own address is for the gateway alone (and refuses
+/// clients without its token, or is loopback only). Engines of kinds that
+/// are not Spark Connect (Ballista: `df://`) are reached at their own
+/// address.
 fn info_of(
     record: &rucat_core::EngineRecord,
     gateway: Option<Extension<Advertised>>,
 ) -> EngineInfo {
     let mut info = EngineInfo::from(record);
     if let (Some(Extension(gateway)), Some(endpoint)) = (gateway, &mut info.endpoint) {
-        *endpoint = gateway.endpoint(record.id());
+        if endpoint.starts_with("sc://") {
+            *endpoint = gateway.endpoint(record.id());
+        }
     }
     info
 }

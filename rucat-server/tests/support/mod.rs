@@ -3,3 +3,4 @@
 
 pub mod identities;
 pub mod processes;
+pub mod rest;

@@ -110,11 +110,12 @@ pub struct LocalResourceManager {
 }
 
 impl LocalResourceManager {
-    /// Finds each built-in kind's installation and version (which may ask
-    /// `python`) and creates the work directory, so that a machine that
-    /// cannot run engines is reported before any engine is asked for.
+    /// Finds each [installed](Kinds::installed) kind's installation and
+    /// version (which may ask `python`) and creates the work directory, so
+    /// that a machine that cannot run engines is reported before any engine
+    /// is asked for.
     pub async fn new(config: LocalConfig) -> Result<Self, LocalSetupError> {
-        Self::with_kinds(config, Kinds::builtin().clone()).await
+        Self::with_kinds(config, Kinds::installed().clone()).await
     }
 
     /// [`Self::new`] for the given kinds, e.g. the built-in ones plus a
@@ -801,5 +802,131 @@ mod tests {
             manager.status(&spec.id).await.unwrap(),
             ResourceStatus::Gone
         );
+    }
+
+    /// A kind of two processes, both `python3 -m http.server`: a main one
+    /// and a companion that must answer `GET /` before the engine runs.
+    struct Duo;
+
+    #[async_trait]
+    impl EngineKind for Duo {
+        fn name(&self) -> &'static str {
+            "Duo"
+        }
+        fn check_version(&self, _version: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn version_pattern(&self) -> &'static str {
+            ".*"
+        }
+        fn reserved_configs(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn served_by_gateway(&self, _version: &str) -> bool {
+            false
+        }
+        async fn locate(&self, config: &LocalConfig) -> Result<LocalInstall, LocalSetupError> {
+            Ok(LocalInstall {
+                location: config.python.clone(),
+                program: config.python.clone(),
+                version: "1.0.0".into(),
+            })
+        }
+        fn process_marker(&self, engine_dir: &Path) -> String {
+            format!("--directory={}", engine_dir.display())
+        }
+        fn extra_ports(&self, _spec: &EngineSpec) -> usize {
+            1
+        }
+        fn launch_plan(&self, launch: &Launch<'_>) -> Result<crate::kind::LaunchPlan, String> {
+            let marker = self.process_marker(launch.engine_dir);
+            let server = |port: u16| {
+                let port = port.to_string();
+                let args = ["-m", "http.server", &port, "--bind", "127.0.0.1", &marker];
+                Process::new(&launch.install.program, args.map(str::to_owned).to_vec())
+            };
+            let helper = launch.extra_ports[0];
+            Ok(crate::kind::LaunchPlan {
+                main: server(launch.port),
+                companions: vec![crate::kind::Companion {
+                    name: "helper".into(),
+                    process: server(helper),
+                    ready: Some(ReadyCheck::HttpOk {
+                        port: helper,
+                        path: "/".into(),
+                    }),
+                }],
+            })
+        }
+    }
+
+    /// Both processes run in one group, each with its log; another manager
+    /// sees the engine; a companion that dies fails it with its name; delete
+    /// ends them all.
+    #[tokio::test]
+    async fn an_engine_of_several_processes_runs_fails_and_stops_as_one() {
+        let root = tempfile::tempdir().unwrap();
+        let config = LocalConfig {
+            work_dir: root.path().join("engines"),
+            spark_home: Some(fake::spark_home(root.path(), "exit 0").unwrap()),
+            stop_grace_secs: 2,
+            ..LocalConfig::default()
+        };
+        let kinds = Kinds::builtin().clone().register(Duo);
+        let manager = LocalResourceManager::with_kinds(config.clone(), kinds.clone())
+            .await
+            .unwrap();
+        let spec = EngineSpec {
+            engine_type: EngineType::new("Duo"),
+            ..spec("1.0.0")
+        };
+        manager.create(&spec).await.unwrap();
+        let pid = manager.pid(&spec.id).await.unwrap().unwrap();
+        let _cleanup = process::tests::KillGroupOnPanic(pid);
+        let dir = manager.dir(&spec.id);
+        let record = dir.read_process().await.unwrap().unwrap();
+        assert_eq!(record.companions.len(), 1);
+        let helper = record.companions[0].pid;
+        let running = async |manager: &LocalResourceManager| {
+            for _ in 0..200 {
+                let status = manager.status(&spec.id).await.unwrap();
+                if let ResourceStatus::Running { endpoint } = status {
+                    return endpoint;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("never Running");
+        };
+        let endpoint = running(&manager).await;
+        assert_eq!(endpoint, format!("sc://127.0.0.1:{}", record.port));
+        assert!(dir.log_file_of(Some("helper")).is_file());
+        let other = LocalResourceManager::with_kinds(config, kinds)
+            .await
+            .unwrap();
+        running(&other).await;
+        assert_eq!(process::groups_with(&manager.markers(&dir)), [pid]);
+
+        let helper_pid = nix::unistd::Pid::from_raw(i32::try_from(helper).unwrap());
+        nix::sys::signal::kill(helper_pid, Signal::SIGKILL).unwrap();
+        let reason = wait_for_failure(&manager, &spec.id).await;
+        assert!(
+            reason.starts_with("helper: Duo was killed by signal 9 (SIGKILL)"),
+            "{reason}"
+        );
+        let markers = manager.markers(&dir);
+        assert_eq!(
+            process::leader(pid, &markers).await,
+            Leader::Ours,
+            "the main process lives on until the engine is deleted"
+        );
+
+        other.delete(&spec.id).await.unwrap();
+        assert_eq!(
+            manager.status(&spec.id).await.unwrap(),
+            ResourceStatus::Gone
+        );
+        for pid in [pid, helper] {
+            assert_ne!(process::leader(pid, &markers).await, Leader::Ours);
+        }
     }
 }
