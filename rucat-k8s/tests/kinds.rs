@@ -494,3 +494,83 @@ async fn an_executor_of_an_earlier_start_is_waited_for_not_adopted() {
     );
     cluster.shutdown().await;
 }
+
+/// A Ballista lifecycle with adoption and a failed executor's log needs no
+/// access beyond what the Role grants for Spark (`rucat_k8s::rbac`).
+#[tokio::test]
+async fn ballista_needs_no_more_access_than_the_role_grants() {
+    use std::collections::BTreeSet;
+
+    let cluster = Cluster::start(|_, _| {}).await;
+    let spec = request("Ballista", "55.0.0", &[("executors", "2")])
+        .validate()
+        .unwrap();
+    cluster.resources.create(&spec).await.unwrap();
+    cluster.resources.create(&spec).await.unwrap(); // adopts all of it
+    let failing = executor(&spec.id, 2);
+    cluster
+        .api
+        .set_pod_running(NS, &names::object_name(&spec.id))
+        .unwrap();
+    cluster.api.set_pod_running(NS, &failing).unwrap();
+    cluster
+        .api
+        .append_pod_log(NS, &failing, "executor", &["Error: boom"])
+        .unwrap();
+    cluster
+        .api
+        .set_pod_failed(NS, &failing, 1, "Error")
+        .unwrap();
+    loop {
+        if let Ok(ResourceStatus::Failed { reason }) = cluster.resources.status(&spec.id).await {
+            assert!(reason.contains("boom"), "{reason}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut log = cluster
+        .resources
+        .log(&spec.id, LogQuery::WHOLE)
+        .await
+        .unwrap()
+        .expect("the scheduler's log");
+    tokio::io::copy(&mut log, &mut tokio::io::sink())
+        .await
+        .unwrap();
+    cluster.resources.delete(&spec.id).await.unwrap();
+
+    let used: BTreeSet<(String, String)> = cluster
+        .api
+        .calls()
+        .iter()
+        .filter(|c| c.user_agent.as_deref() == Some(rucat_k8s::agent::USER_AGENT))
+        .filter_map(|c| {
+            let resource = c.resource?.plural();
+            let resource = match &c.subresource {
+                Some(sub) => format!("{resource}/{sub}"),
+                None => resource.to_owned(),
+            };
+            Some((resource, c.verb.rbac()?.to_owned()))
+        })
+        .collect();
+    let listed: BTreeSet<(String, String)> = rucat_k8s::rbac::PERMISSIONS
+        .iter()
+        .flat_map(|p| {
+            p.verbs
+                .iter()
+                .map(|v| (p.resource.to_owned(), (*v).to_owned()))
+        })
+        .collect();
+    assert!(
+        used.is_subset(&listed),
+        "{:?}",
+        used.difference(&listed).collect::<Vec<_>>()
+    );
+    for needed in [("pods", "create"), ("pods", "get"), ("pods/log", "get")] {
+        assert!(
+            used.contains(&(needed.0.to_owned(), needed.1.to_owned())),
+            "{needed:?} was exercised"
+        );
+    }
+    cluster.shutdown().await;
+}
