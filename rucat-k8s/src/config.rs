@@ -50,19 +50,24 @@ pub struct KubernetesConfig {
     /// period ended is deleted again with a zero grace period, so a lost node
     /// cannot hold an engine in `TerminateInProgress` for ever.
     pub force_delete_after_secs: u64,
-    /// Images of the other kinds than Spark: kind → component → choice.
-    /// A component not listed uses the kind's default template.
-    pub kinds: BTreeMap<String, BTreeMap<String, ImageChoice>>,
+    /// The other kinds than Spark, by kind and then by component (see
+    /// [`ComponentConfig`]). A component not listed uses the kind's default
+    /// image and the `driver` overrides.
+    pub kinds: BTreeMap<String, BTreeMap<String, ComponentConfig>>,
 }
 
-/// The image of one component per version.
+/// One component of a kind (e.g. Ballista's `executor`): its image per
+/// version, and its resources when they differ from the other pods' (a
+/// Ballista executor does the work its scheduler only plans).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ImageChoice {
+pub struct ComponentConfig {
     /// The image for a version; versions not listed use `image_template`.
     pub images: BTreeMap<String, String>,
     /// `{version}` is replaced; if unset, the kind's default template.
     pub image_template: Option<String>,
+    /// The container's requests and limits, instead of `driver.resources`.
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// A `kinds` entry that names no known kind or component: a typo that
@@ -132,6 +137,20 @@ impl KubernetesConfig {
             // shown in the pod's pull error rather than a panic.
             .unwrap_or("{version}");
         template.replace("{version}", version)
+    }
+
+    /// The resources of `kind`'s component `image`: its own, else the
+    /// `driver` overrides'.
+    pub fn kind_resources_for(
+        &self,
+        kind: &dyn EngineKind,
+        image: &str,
+    ) -> Option<ResourceRequirements> {
+        self.kinds
+            .get(kind.name())
+            .and_then(|c| c.get(image))
+            .and_then(|c| c.resources.clone())
+            .or_else(|| self.driver.resources.clone())
     }
 
     /// Whether every `kinds` entry names a kind of `kinds` and one of its

@@ -30,5 +30,5 @@ pub mod plan;
 pub mod rbac;
 pub mod status;
 
-pub use config::{ImageChoice, KindsConfigError, KubernetesConfig, PodOverrides};
+pub use config::{ComponentConfig, KindsConfigError, KubernetesConfig, PodOverrides};
 pub use manager::{KubernetesResourceManager, KubernetesSetupError};

@@ -194,7 +194,7 @@ fn pod(
                 args: Some(plan.args.clone()),
                 ports: Some(plan.ports.iter().map(container_port).collect()),
                 readiness_probe: Some(probe(&plan.readiness)),
-                resources: overrides.resources.clone(),
+                resources: config.kind_resources_for(kind, plan.image),
                 env: (!plan.env.is_empty()).then(|| {
                     plan.env
                         .iter()
@@ -409,6 +409,25 @@ mod tests {
             second.metadata.name.as_deref(),
             Some("rucat-0123456789abcdef0123456789abcdef-executor-2")
         );
+    }
+
+    #[test]
+    fn a_component_may_have_resources_of_its_own() {
+        let spec = spec(EngineType::Ballista, "55.0.0", &[("executors", "1")]);
+        let mut config = config();
+        config.kinds = serde_json::from_str(
+            r#"{"Ballista": {"executor": {"resources": {"limits": {"memory": "8Gi"}}}}}"#,
+        )
+        .unwrap();
+        let (kind, plan) = plan_of(&spec, &config);
+        let memory_limit = |pod: Pod| {
+            let resources = pod.spec.unwrap().containers[0].resources.clone().unwrap();
+            resources.limits.unwrap()["memory"].0.clone()
+        };
+        let executor = member_pod(&spec, kind.as_ref(), &plan.members[0], &config, "uid");
+        assert_eq!(memory_limit(executor), "8Gi");
+        let scheduler = main_pod(&spec, kind.as_ref(), &plan, &config);
+        assert_eq!(memory_limit(scheduler), "1Gi", "the driver overrides'");
     }
 
     #[test]
