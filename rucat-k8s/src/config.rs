@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
-use rucat_core::kind::{EngineKind, Kinds};
+use rucat_core::kind::{EngineKind, Kinds, spark};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,8 +119,12 @@ impl KubernetesConfig {
 
 impl KubernetesConfig {
     /// The image of `kind`'s component `image` for `version`: the
-    /// operator's choice, else the kind's default template.
+    /// operator's choice, else the kind's default template. Spark's are the
+    /// top-level `images` and `image_template`.
     pub fn kind_image_for(&self, kind: &dyn EngineKind, image: &str, version: &str) -> String {
+        if kind.name() == spark::NAME {
+            return self.image_for(version);
+        }
         let choice = self.kinds.get(kind.name()).and_then(|c| c.get(image));
         if let Some(fixed) = choice.and_then(|c| c.images.get(version)) {
             return fixed.clone();
@@ -137,6 +141,25 @@ impl KubernetesConfig {
             // shown in the pod's pull error rather than a panic.
             .unwrap_or("{version}");
         template.replace("{version}", version)
+    }
+
+    /// The kind's own settings (see
+    /// [`rucat_core::kind::kube::KubeContext::settings`]): Spark's are
+    /// top-level keys, which predate other kinds; other kinds have none yet.
+    pub fn kind_settings(&self, kind: &dyn EngineKind) -> BTreeMap<String, String> {
+        if kind.name() != spark::NAME {
+            return BTreeMap::new();
+        }
+        BTreeMap::from([
+            (
+                spark::k8s::SPARK_SUBMIT.0.to_owned(),
+                self.spark_submit.clone(),
+            ),
+            (
+                spark::k8s::SPARK35_CONNECT_PACKAGE.0.to_owned(),
+                self.spark35_connect_package.clone(),
+            ),
+        ])
     }
 
     /// The resources of `kind`'s component `image`: its own, else the
@@ -157,12 +180,15 @@ impl KubernetesConfig {
     /// images; Spark's images are the top-level keys.
     pub fn check_kinds(&self, kinds: &Kinds) -> Result<(), KindsConfigError> {
         for (name, images) in &self.kinds {
-            let Some(kind) = kinds.by_name(name).filter(|k| !k.kube_images().is_empty()) else {
+            let Some(kind) = kinds
+                .by_name(name)
+                .filter(|k| !k.kube_images().is_empty() && k.name() != spark::NAME)
+            else {
                 return Err(KindsConfigError(format!(
                     "{name:?} is not a kind with images of its own on Kubernetes (known: {}; Spark's are the top-level images and image_template)",
                     kinds
                         .iter()
-                        .filter(|k| !k.kube_images().is_empty())
+                        .filter(|k| !k.kube_images().is_empty() && k.name() != spark::NAME)
                         .map(|k| k.name())
                         .collect::<Vec<_>>()
                         .join(", ")

@@ -1,13 +1,13 @@
-//! Rucat's Kubernetes resource manager, for every engine kind. A Spark
-//! engine is a Spark Connect driver pod (client mode; Spark creates the
-//! executors) behind a headless service; any other kind is what its
-//! [`rucat_core::kind::kube::KubePlan`] says: a main pod, pods owned by it
-//! (Ballista's executors) and a headless service, e.g. a `sail spark
-//! server` pod, or a Ballista scheduler and its executors.
+//! Rucat's Kubernetes resource manager, for every engine kind. An engine is
+//! what its kind's [`rucat_core::kind::kube::KubePlan`] says: a main pod,
+//! pods owned by it and a headless service — a Spark Connect driver in
+//! client mode (Spark creates the executors), a `sail spark server`, or a
+//! Ballista scheduler and its executors.
 //!
 //! The pieces, each with one job: [`config`] (what operators set), [`names`]
-//! (deterministic names and labels), [`build`] (Spark's pod and service,
-//! pure), [`plan`] (a kind's plan as pods and a service, pure), [`status`]
+//! (deterministic names and labels), [`plan`] (a kind's plan as pods and a
+//! service, pure), [`build`] (Spark's pods through it, and the token
+//! Secret, pure), [`status`]
 //! (pods → engine status, pure), [`cache`] (a watch-fed cache of the main
 //! and member pods, so `status` costs no API call, current or known not to
 //! be), [`backoff`] (how soon the watch retries), [`agent`] (rucat's

@@ -4,9 +4,9 @@
 //! [`DriverPods`] cache (answering Unavailable while it is not current),
 //! read the main pod's log (see [`crate::logs`]), delete.
 //!
-//! Spark's pods are built by [`crate::build`]; every other kind's from the
-//! [`KubePlan`] it gives ([`rucat_core::kind::EngineKind::kube_plan`]) by
-//! [`crate::plan`]. From there on nothing depends on the kind.
+//! Every kind's objects are built by [`crate::plan`] from the [`KubePlan`]
+//! the kind gives ([`rucat_core::kind::EngineKind::kube_plan`]); nothing
+//! here depends on the kind.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,11 +17,11 @@ use futures::AsyncReadExt;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
-use rucat_core::kind::kube::{KubeContext, KubePlan};
+use rucat_core::kind::kube::KubePlan;
 use rucat_core::kind::{EngineKind, Kinds};
 use rucat_core::resource::{LiveLog, LogQuery};
 use rucat_core::{
-    ChangeSink, EngineId, EngineSpec, EngineType, ResourceError, ResourceManager, ResourceStatus,
+    ChangeSink, EngineId, EngineSpec, ResourceError, ResourceManager, ResourceStatus,
 };
 use tracing::{info, warn};
 
@@ -67,13 +67,10 @@ impl From<kube::config::InferConfigError> for KubernetesSetupError {
     }
 }
 
-/// How one engine is built: Spark by [`build`], other kinds from their plan.
-enum Blueprint {
-    Spark,
-    Plan {
-        kind: Arc<dyn EngineKind>,
-        plan: Box<KubePlan>,
-    },
+/// How one engine is built: its kind and the kind's plan.
+struct Blueprint {
+    kind: Arc<dyn EngineKind>,
+    plan: KubePlan,
 }
 
 impl KubernetesResourceManager {
@@ -121,25 +118,17 @@ impl KubernetesResourceManager {
 
     /// How `spec` is built, or why it cannot run here.
     fn blueprint(&self, spec: &EngineSpec) -> Result<Blueprint, ResourceError> {
-        if spec.engine_type == EngineType::Spark {
-            return Ok(Blueprint::Spark);
-        }
         let kind = self.kinds.get(&spec.engine_type).ok_or_else(|| {
             ResourceError::Rejected(format!(
                 "the Kubernetes resource manager knows no engine kind {}",
                 spec.engine_type
             ))
         })?;
-        let service_host = names::service_host(&spec.id, &self.config.namespace);
-        let plan = kind
-            .kube_plan(&KubeContext {
-                spec,
-                service_host: &service_host,
-            })
-            .map_err(ResourceError::Rejected)?;
-        Ok(Blueprint::Plan {
+        let plan =
+            plan::plan_for(spec, kind.as_ref(), &self.config).map_err(ResourceError::Rejected)?;
+        Ok(Blueprint {
             kind: Arc::clone(kind),
-            plan: Box::new(plan),
+            plan,
         })
     }
 
@@ -156,11 +145,8 @@ impl KubernetesResourceManager {
         blueprint: &Blueprint,
         uid: &str,
     ) -> Result<(), ResourceError> {
-        let reads_token = match blueprint {
-            Blueprint::Spark => true,
-            Blueprint::Plan { plan, .. } => plan::uses_token(plan),
-        };
-        if let Some(token) = spec.token.as_ref().filter(|_| reads_token) {
+        let Blueprint { kind, plan } = blueprint;
+        if let Some(token) = spec.token.as_ref().filter(|_| plan::uses_token(plan)) {
             let secret = build::secret(spec, &self.config, uid, token);
             match self.secrets.create(&PostParams::default(), &secret).await {
                 Ok(_) => {}
@@ -177,25 +163,17 @@ impl KubernetesResourceManager {
                 Err(err) => return Err(classify(err, "create the engine's token Secret")),
             }
         }
-        let service = match blueprint {
-            Blueprint::Spark => Some(build::service(spec, &self.config, uid)),
-            Blueprint::Plan { kind, plan } => plan
-                .service
-                .as_ref()
-                .map(|s| plan::service(spec, kind.as_ref(), s, &self.config, uid)),
-        };
-        if let Some(service) = service {
+        if let Some(service) = &plan.service {
+            let service = plan::service(spec, service, &self.config, uid);
             match self.services.create(&PostParams::default(), &service).await {
                 Ok(_) => {}
                 Err(err) if api_code(&err) == Some(409) => {}
                 Err(err) => return Err(classify(err, "create the driver pod's service")),
             }
         }
-        if let Blueprint::Plan { kind, plan } = blueprint {
-            for member in &plan.members {
-                let pod = plan::member_pod(spec, kind.as_ref(), member, &self.config, uid);
-                self.create_member(pod, uid).await?;
-            }
+        for member in &plan.members {
+            let pod = plan::member_pod(spec, kind.as_ref(), plan, member, &self.config, uid);
+            self.create_member(pod, uid).await?;
         }
         Ok(())
     }
@@ -250,16 +228,11 @@ impl KubernetesResourceManager {
 
 #[async_trait]
 impl ResourceManager for KubernetesResourceManager {
-    /// Any kind that has a [`KubePlan`] (and Spark); a kind without one is
-    /// Rejected before any call.
+    /// Any kind that has a [`KubePlan`]; a kind without one is Rejected
+    /// before any call.
     async fn create(&self, spec: &EngineSpec) -> Result<(), ResourceError> {
         let blueprint = self.blueprint(spec)?;
-        let main = match &blueprint {
-            Blueprint::Spark => build::driver_pod(spec, &self.config),
-            Blueprint::Plan { kind, plan } => {
-                plan::main_pod(spec, kind.as_ref(), plan, &self.config)
-            }
-        };
+        let main = plan::main_pod(spec, blueprint.kind.as_ref(), &blueprint.plan, &self.config);
         let pod = self.create_pod(spec, main).await?;
         self.created().insert(spec.id.clone(), Instant::now());
         let Some(uid) = pod.metadata.uid.as_deref() else {
@@ -314,6 +287,9 @@ impl ResourceManager for KubernetesResourceManager {
                 .as_ref()
                 .and_then(|a| a.get(names::ENDPOINT))
                 .cloned()
+                .or_else(|| {
+                    plan::default_endpoint(&pod, &names::service_host(id, &self.config.namespace))
+                })
                 .unwrap_or_else(|| names::endpoint(id, &self.config.namespace));
             let views: Vec<(&str, Option<&Pod>)> = members
                 .iter()

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use rucat_core::EngineId;
+use rucat_core::kind::spark::k8s as spark;
 
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGER: &str = "rucat";
@@ -20,27 +21,30 @@ pub const EXECUTOR: &str = "executor";
 /// executors), owned by it and watched with it.
 pub const MEMBER: &str = "member";
 /// On pods built from a kind's plan: the pod's role in the plan, e.g.
-/// `scheduler` or `executor-1`. Spark's driver has none.
+/// `scheduler` or `executor-1`, unless it is `driver` (Spark's), the role a
+/// pod without the label has.
 pub const PART: &str = "rucat.io/part";
-/// On pods and services built from a kind's plan: the engine's kind, e.g.
-/// `Sail`, which NetworkPolicies select on.
-pub const ENGINE_TYPE: &str = "rucat.io/engine-type";
+/// `"true"` on the pods of engines that check no token although users
+/// reach them through the gateway (Sail; see
+/// [`rucat_core::kind::kube::KubePlan::gateway_only`]): the Helm chart's
+/// NetworkPolicy lets only the gateway reach them.
+pub const GATEWAY_ONLY: &str = "rucat.io/gateway-only";
 /// On a main pod with members: their names, comma-separated, so the status
 /// of an engine is found from its main pod without a list.
 pub const MEMBERS: &str = "rucat.io/members";
-/// On a main pod built from a kind's plan: the engine's endpoint (Spark's
-/// is [`endpoint`]).
+/// On a main pod: the engine's endpoint, unless it is the one a pod without
+/// the annotation has, `sc://<service>:<the pod's first port>` (Spark's,
+/// Sail's).
 pub const ENDPOINT: &str = "rucat.io/endpoint";
 
-/// The Spark Connect gRPC port.
-pub const CONNECT_PORT: i32 = 15002;
-pub const UI_PORT: i32 = 4040;
-/// Fixed so the headless service can expose them to executors.
-pub const DRIVER_PORT: i32 = 7078;
-pub const BLOCK_MANAGER_PORT: i32 = 7079;
-pub const CONTAINER: &str = "spark-connect";
-/// Where Spark Connect reads the token it demands from clients.
-pub const TOKEN_ENV: &str = "SPARK_CONNECT_AUTHENTICATE_TOKEN";
+/// Spark's ports, container and token variable (the Spark kind's, see
+/// [`rucat_core::kind::spark::k8s`]), as Kubernetes types take them.
+pub const CONNECT_PORT: i32 = spark::CONNECT_PORT as i32;
+pub const UI_PORT: i32 = spark::UI_PORT as i32;
+pub const DRIVER_PORT: i32 = spark::DRIVER_PORT as i32;
+pub const BLOCK_MANAGER_PORT: i32 = spark::BLOCK_MANAGER_PORT as i32;
+pub const CONTAINER: &str = spark::CONTAINER;
+pub const TOKEN_ENV: &str = spark::TOKEN_ENV;
 /// The token's key in the engine's Secret.
 pub const TOKEN_KEY: &str = "token";
 

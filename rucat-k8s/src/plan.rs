@@ -3,12 +3,15 @@
 //! labels, ownership, the operator's overrides — to what the kind said.
 //!
 //! The main pod is named like the engine (`rucat-<id>`) and labelled as its
-//! driver, so the watch, `status`, `log` and `delete` find it as they find
-//! Spark's. Member pods (`rucat-<id>-<role>`) and the service are owned by
+//! driver. Member pods (`rucat-<id>-<role>`) and the service are owned by
 //! it: deleting the main pod removes everything, and a create retried after
-//! a crash finds each by name. Engine pods get no Kubernetes API access
-//! (no service account token): unlike Spark's driver, which creates its own
-//! executors, they need none.
+//! a crash finds each by name. Pods the plan gives no API access get no
+//! service account token: only Spark's driver, which creates its own
+//! executors, needs one.
+//!
+//! What a pod without a label or annotation would mean is not written
+//! (the role `driver`, the endpoint `sc://<service>:<first port>`), so
+//! Spark's driver pod is exactly what it was before kinds were pluggable.
 
 use std::collections::BTreeMap;
 
@@ -20,10 +23,60 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use rucat_core::EngineSpec;
 use rucat_core::kind::EngineKind;
-use rucat_core::kind::kube::{EnvValue, KubePlan, PodPlan, PortPlan, Readiness, ServicePlan};
+use rucat_core::kind::kube::{
+    EnvValue, KubeContext, KubePlan, PodPlan, PortPlan, Readiness, ServicePlan,
+};
 
 use crate::config::KubernetesConfig;
 use crate::names;
+
+/// The plan of `kind` for `spec`, in the context `config` gives it.
+pub fn plan_for(
+    spec: &EngineSpec,
+    kind: &dyn EngineKind,
+    config: &KubernetesConfig,
+) -> Result<KubePlan, String> {
+    with_context(spec, kind, config, |context| kind.kube_plan(context))
+}
+
+/// `f` of the context `config` gives `kind`'s plan for `spec`.
+pub fn with_context<R>(
+    spec: &EngineSpec,
+    kind: &dyn EngineKind,
+    config: &KubernetesConfig,
+    f: impl FnOnce(&KubeContext<'_>) -> R,
+) -> R {
+    let name = names::object_name(&spec.id);
+    let service_host = names::service_host(&spec.id, &config.namespace);
+    let settings = config.kind_settings(kind);
+    let image = |component: &str| config.kind_image_for(kind, component, &spec.version);
+    let labels = |role: &str| names::labels(&spec.id, role);
+    f(&KubeContext {
+        spec,
+        name: &name,
+        namespace: &config.namespace,
+        service_host: &service_host,
+        service_account: config.service_account.as_deref(),
+        image: &image,
+        labels_for: &labels,
+        settings: &settings,
+    })
+}
+
+/// The endpoint of a main pod without [`names::ENDPOINT`]:
+/// `sc://<service_host>:<its first container port>`.
+pub fn default_endpoint(pod: &Pod, service_host: &str) -> Option<String> {
+    let port = pod
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .ports
+        .as_ref()?
+        .first()?
+        .container_port;
+    Some(format!("sc://{service_host}:{port}"))
+}
 
 /// The engine's main pod; `plan.members` are listed on it (see
 /// [`names::MEMBERS`]) so its status can be read without a list.
@@ -33,7 +86,17 @@ pub fn main_pod(
     plan: &KubePlan,
     config: &KubernetesConfig,
 ) -> Pod {
-    let mut annotations = BTreeMap::from([(names::ENDPOINT.to_owned(), plan.endpoint.clone())]);
+    let mut annotations = BTreeMap::new();
+    let implied = plan.main.ports.first().map(|p| {
+        format!(
+            "sc://{}:{}",
+            names::service_host(&spec.id, &config.namespace),
+            p.port
+        )
+    });
+    if implied.as_deref() != Some(plan.endpoint.as_str()) {
+        annotations.insert(names::ENDPOINT.to_owned(), plan.endpoint.clone());
+    }
     if !plan.members.is_empty() {
         annotations.insert(
             names::MEMBERS.to_owned(),
@@ -42,7 +105,7 @@ pub fn main_pod(
     }
     let meta = pod_meta(
         spec,
-        kind,
+        plan,
         &plan.main,
         config,
         names::object_name(&spec.id),
@@ -64,13 +127,14 @@ pub fn member_names(spec: &EngineSpec, plan: &KubePlan) -> Vec<String> {
 pub fn member_pod(
     spec: &EngineSpec,
     kind: &dyn EngineKind,
+    plan: &KubePlan,
     member: &PodPlan,
     config: &KubernetesConfig,
     main_uid: &str,
 ) -> Pod {
     let mut meta = pod_meta(
         spec,
-        kind,
+        plan,
         member,
         config,
         names::member_name(&spec.id, &member.role),
@@ -84,13 +148,11 @@ pub fn member_pod(
 /// The headless service in front of the main pod, owned by it.
 pub fn service(
     spec: &EngineSpec,
-    kind: &dyn EngineKind,
     plan: &ServicePlan,
     config: &KubernetesConfig,
     main_uid: &str,
 ) -> Service {
-    let mut labels = names::labels(&spec.id, names::DRIVER);
-    labels.insert(names::ENGINE_TYPE.to_owned(), kind.name().to_owned());
+    let labels = names::labels(&spec.id, names::DRIVER);
     let mut selector = names::labels(&spec.id, names::DRIVER);
     selector.remove(names::MANAGED_BY);
     Service {
@@ -145,7 +207,7 @@ fn owner(spec: &EngineSpec, main_uid: &str) -> OwnerReference {
 /// annotations, then rucat's, which win on a clash.
 fn pod_meta(
     spec: &EngineSpec,
-    kind: &dyn EngineKind,
+    engine: &KubePlan,
     plan: &PodPlan,
     config: &KubernetesConfig,
     name: String,
@@ -154,8 +216,12 @@ fn pod_meta(
 ) -> ObjectMeta {
     let mut labels = config.driver.labels.clone();
     labels.extend(names::labels(&spec.id, role));
-    labels.insert(names::PART.to_owned(), plan.role.clone());
-    labels.insert(names::ENGINE_TYPE.to_owned(), kind.name().to_owned());
+    if plan.role != names::DRIVER {
+        labels.insert(names::PART.to_owned(), plan.role.clone());
+    }
+    if engine.gateway_only {
+        labels.insert(names::GATEWAY_ONLY.to_owned(), "true".to_owned());
+    }
     let mut annotations = config.driver.annotations.clone();
     annotations.insert(names::ENGINE_NAME.to_owned(), spec.name.clone());
     annotations.extend(extra_annotations);
@@ -180,7 +246,8 @@ fn pod(
         metadata,
         spec: Some(PodSpec {
             restart_policy: Some("Never".to_owned()),
-            automount_service_account_token: Some(false),
+            service_account_name: config.service_account.clone().filter(|_| plan.api_access),
+            automount_service_account_token: (!plan.api_access).then_some(false),
             node_selector: (!overrides.node_selector.is_empty())
                 .then(|| overrides.node_selector.clone()),
             tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
@@ -274,7 +341,6 @@ fn env_var(spec: &EngineSpec, name: &str, value: &EnvValue) -> EnvVar {
 mod tests {
     use rucat_core::engine::Configs;
     use rucat_core::kind::Kinds;
-    use rucat_core::kind::kube::KubeContext;
     use rucat_core::{EngineId, EngineType};
 
     use super::*;
@@ -303,13 +369,7 @@ mod tests {
 
     fn plan_of(spec: &EngineSpec, config: &KubernetesConfig) -> (Arc<dyn EngineKind>, KubePlan) {
         let kind = Arc::clone(Kinds::builtin().get(&spec.engine_type).unwrap());
-        let host = names::service_host(&spec.id, &config.namespace);
-        let plan = kind
-            .kube_plan(&KubeContext {
-                spec,
-                service_host: &host,
-            })
-            .unwrap();
+        let plan = plan_for(spec, kind.as_ref(), config).unwrap();
         (kind, plan)
     }
 
@@ -331,14 +391,7 @@ mod tests {
         let service = plan.service.as_ref().unwrap();
         golden::check(
             "sail_service.json",
-            serde_json::to_value(super::service(
-                &spec,
-                kind.as_ref(),
-                service,
-                &config,
-                "pod-uid-1",
-            ))
-            .unwrap(),
+            serde_json::to_value(super::service(&spec, service, &config, "pod-uid-1")).unwrap(),
         );
     }
 
@@ -386,7 +439,6 @@ mod tests {
             "ballista_service.json",
             serde_json::to_value(super::service(
                 &spec,
-                kind.as_ref(),
                 plan.service.as_ref().unwrap(),
                 &config,
                 "pod-uid-1",
@@ -398,13 +450,21 @@ mod tests {
             serde_json::to_value(member_pod(
                 &spec,
                 kind.as_ref(),
+                &plan,
                 &plan.members[0],
                 &config,
                 "pod-uid-1",
             ))
             .unwrap(),
         );
-        let second = member_pod(&spec, kind.as_ref(), &plan.members[1], &config, "pod-uid-1");
+        let second = member_pod(
+            &spec,
+            kind.as_ref(),
+            &plan,
+            &plan.members[1],
+            &config,
+            "pod-uid-1",
+        );
         assert_eq!(
             second.metadata.name.as_deref(),
             Some("rucat-0123456789abcdef0123456789abcdef-executor-2")
@@ -424,7 +484,14 @@ mod tests {
             let resources = pod.spec.unwrap().containers[0].resources.clone().unwrap();
             resources.limits.unwrap()["memory"].0.clone()
         };
-        let executor = member_pod(&spec, kind.as_ref(), &plan.members[0], &config, "uid");
+        let executor = member_pod(
+            &spec,
+            kind.as_ref(),
+            &plan,
+            &plan.members[0],
+            &config,
+            "uid",
+        );
         assert_eq!(memory_limit(executor), "8Gi");
         let scheduler = main_pod(&spec, kind.as_ref(), &plan, &config);
         assert_eq!(memory_limit(scheduler), "1Gi", "the driver overrides'");
@@ -438,7 +505,7 @@ mod tests {
         let pod = main_pod(&spec, kind.as_ref(), &plan, &config);
         let labels = pod.metadata.labels.unwrap();
         assert_eq!(labels[names::ROLE], names::DRIVER);
-        assert_eq!(labels[names::ENGINE_TYPE], "Sail");
+        assert_eq!(labels[names::GATEWAY_ONLY], "true");
         assert_eq!(labels["team"], "data");
         let pod_spec = pod.spec.unwrap();
         assert_eq!(pod_spec.automount_service_account_token, Some(false));

@@ -52,7 +52,7 @@ async fn a_sail_engine_is_a_server_pod_and_a_service_from_create_to_delete() {
     cluster.wait_for(&id, EngineState::StartInProgress).await;
 
     let pod = cluster.pod(&id).unwrap();
-    assert_eq!(pod["metadata"]["labels"][names::ENGINE_TYPE], "Sail");
+    assert_eq!(pod["metadata"]["labels"][names::GATEWAY_ONLY], "true");
     let container = &pod["spec"]["containers"][0];
     assert_eq!(container["image"], "lakehq/sail:0.7.2");
     assert_eq!(container["command"][0], "sail");
@@ -386,7 +386,6 @@ async fn an_executor_deleted_while_running_fails_the_engine() {
 #[tokio::test]
 async fn a_retried_ballista_create_adopts_what_exists_and_creates_what_is_missing() {
     use rucat_core::kind::Kinds;
-    use rucat_core::kind::kube::KubeContext;
 
     let cluster = Cluster::start(|_, _| {}).await;
     let spec = request("Ballista", "55.0.0", &[("executors", "3")])
@@ -394,13 +393,7 @@ async fn a_retried_ballista_create_adopts_what_exists_and_creates_what_is_missin
         .unwrap();
     let config = support::k8s_config();
     let kind = Kinds::builtin().get(&spec.engine_type).unwrap();
-    let host = names::service_host(&spec.id, NS);
-    let plan = kind
-        .kube_plan(&KubeContext {
-            spec: &spec,
-            service_host: &host,
-        })
-        .unwrap();
+    let plan = rucat_k8s::plan::plan_for(&spec, kind.as_ref(), &config).unwrap();
     // What the crashed attempt made: the scheduler pod and one executor.
     let api: Api<Pod> = Api::namespaced(cluster.api.client(NS), NS);
     let main = api
@@ -417,6 +410,7 @@ async fn a_retried_ballista_create_adopts_what_exists_and_creates_what_is_missin
             &rucat_k8s::plan::member_pod(
                 &spec,
                 kind.as_ref(),
+                &plan,
                 &plan.members[0],
                 &config,
                 &main_uid,

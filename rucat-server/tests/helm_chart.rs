@@ -434,7 +434,7 @@ fn sail_engines_accept_only_the_gateway() {
     )
     .unwrap();
     let selected = spec.pod_selector.and_then(|s| s.match_labels).unwrap();
-    assert_eq!(selected[rucat_k8s::names::ENGINE_TYPE], "Sail");
+    assert_eq!(selected[rucat_k8s::names::GATEWAY_ONLY], "true");
     for (key, value) in &selected {
         assert_eq!(sail_pod["metadata"]["labels"][key], value.as_str(), "{key}");
     }

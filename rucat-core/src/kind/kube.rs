@@ -16,17 +16,55 @@
 //! [`super::EngineKind::kube_images`], operators may override each per
 //! version, and a [`PodPlan`] names the component it runs.
 
+use std::collections::BTreeMap;
+
 use crate::engine::EngineSpec;
 
 /// Everything a kind needs to plan an engine on Kubernetes, decided by the
-/// resource manager.
-#[derive(Clone, Copy, Debug)]
+/// resource manager and its operator.
+#[derive(Clone, Copy)]
 pub struct KubeContext<'a> {
     pub spec: &'a EngineSpec,
+    /// The name of the engine's main pod and service, e.g. `rucat-0123…`.
+    pub name: &'a str,
+    pub namespace: &'a str,
     /// The DNS name of the engine's service, e.g.
     /// `rucat-0123….engines.svc`: where other pods of the engine and
     /// clients reach its main pod.
     pub service_host: &'a str,
+    /// The account pods with [`PodPlan::api_access`] run as, if the
+    /// operator set one.
+    pub service_account: Option<&'a str>,
+    /// The image of one of the kind's components for the engine's version,
+    /// as the operator configured it: for pods the engine starts itself
+    /// (Spark's executors).
+    pub image: &'a dyn Fn(&str) -> String,
+    /// The labels rucat gives the engine's objects of a role: for pods the
+    /// engine starts itself, so rucat knows them as the engine's.
+    pub labels_for: &'a dyn Fn(&str) -> BTreeMap<String, String>,
+    /// The kind's own settings from the operator's configuration (Spark:
+    /// `spark_submit`, `spark35_connect_package`).
+    pub settings: &'a BTreeMap<String, String>,
+}
+
+impl KubeContext<'_> {
+    /// See [`KubeContext::labels_for`].
+    pub fn labels(&self, role: &str) -> BTreeMap<String, String> {
+        (self.labels_for)(role)
+    }
+}
+
+impl std::fmt::Debug for KubeContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeContext")
+            .field("engine", &self.spec.id)
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("service_host", &self.service_host)
+            .field("service_account", &self.service_account)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An engine on Kubernetes.
@@ -44,6 +82,11 @@ pub struct KubePlan {
     /// Where users (or rucat's gateway, for kinds it serves) connect once the
     /// engine runs, e.g. `sc://rucat-0123….engines.svc:50051`.
     pub endpoint: String,
+    /// The engine checks no token although users reach it through the
+    /// gateway (Sail): its main pod must accept connections from the
+    /// gateway only. Its pods are labelled so a NetworkPolicy (the Helm
+    /// chart's) can say so.
+    pub gateway_only: bool,
 }
 
 /// One pod with one container.
@@ -67,6 +110,10 @@ pub struct PodPlan {
     pub ports: Vec<PortPlan>,
     /// When the pod counts as ready.
     pub readiness: Readiness,
+    /// The pod calls the Kubernetes API (Spark's driver creates its
+    /// executors): it runs as the operator's service account. Other pods
+    /// get no API token at all.
+    pub api_access: bool,
 }
 
 /// An environment variable of a container.
@@ -125,7 +172,7 @@ pub enum Readiness {
 /// The service in front of the main pod: headless (its name resolves to
 /// the pod's IP) and published before the pod is ready, so the engine's
 /// other pods can resolve it while it starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServicePlan {
     pub ports: Vec<PortPlan>,
 }
@@ -136,4 +183,24 @@ pub struct ServicePlan {
 pub struct KubeImage {
     pub component: &'static str,
     pub default_template: &'static str,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A context for the engine `spec` whose service is `rucat-x.ns.svc`.
+    pub(crate) fn context(spec: &EngineSpec) -> KubeContext<'_> {
+        static SETTINGS: BTreeMap<String, String> = BTreeMap::new();
+        KubeContext {
+            spec,
+            name: "rucat-x",
+            namespace: "ns",
+            service_host: "rucat-x.ns.svc",
+            service_account: None,
+            image: &|component| format!("{component}:image"),
+            labels_for: &|role| BTreeMap::from([("role".to_owned(), role.to_owned())]),
+            settings: &SETTINGS,
+        }
+    }
 }

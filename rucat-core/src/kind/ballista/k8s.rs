@@ -63,6 +63,7 @@ pub fn plan(context: &KubeContext<'_>) -> Result<KubePlan, String> {
         readiness: Readiness::Tcp {
             port: SCHEDULER_PORT,
         },
+        api_access: false,
     };
     let mut executor_args: Vec<String> = [
         "--bind-host",
@@ -105,6 +106,7 @@ pub fn plan(context: &KubeContext<'_>) -> Result<KubePlan, String> {
                 path: "/readyz".to_owned(),
                 port: HEALTH_PORT,
             },
+            api_access: false,
         })
         .collect();
     Ok(KubePlan {
@@ -114,6 +116,8 @@ pub fn plan(context: &KubeContext<'_>) -> Result<KubePlan, String> {
             ports: vec![scheduler_port],
         }),
         endpoint: format!("df://{host}:{SCHEDULER_PORT}"),
+        // Clients reach it directly: the gateway does not serve it.
+        gateway_only: false,
     })
 }
 
@@ -138,10 +142,7 @@ mod tests {
     }
 
     fn plan_of(spec: &EngineSpec) -> Result<KubePlan, String> {
-        super::super::Ballista.kube_plan(&KubeContext {
-            spec,
-            service_host: "rucat-x.ns.svc",
-        })
+        super::super::Ballista.kube_plan(&crate::kind::kube::tests::context(spec))
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! addresses, behind a headless service.
 //!
 //! Sail checks no token, so its pod must be reachable by rucat's gateway
-//! only: the Helm chart's NetworkPolicy admits ingress to Sail engine pods
-//! (label `rucat.io/engine-type: Sail`) from the rucat server's pods alone.
+//! only ([`KubePlan::gateway_only`]): the Helm chart's NetworkPolicy admits
+//! ingress to such pods from the rucat server's pods alone.
 //! The image needs `sail` on its PATH (an image built as Sail's Docker guide
 //! says, from `pysail`, has it); it runs Sail's local mode, like the local
 //! kind, since `mode` is reserved.
@@ -47,12 +47,14 @@ pub fn plan(context: &KubeContext<'_>) -> KubePlan {
             .collect(),
         ports: vec![port.clone()],
         readiness: Readiness::Tcp { port: PORT },
+        api_access: false,
     };
     KubePlan {
         main,
         members: Vec::new(),
         service: Some(ServicePlan { ports: vec![port] }),
         endpoint: format!("sc://{}:{PORT}", context.service_host),
+        gateway_only: true,
     }
 }
 
@@ -74,11 +76,9 @@ mod tests {
             token: Some(crate::token::EngineToken::generate().unwrap()),
         };
         let plan = super::super::Sail
-            .kube_plan(&KubeContext {
-                spec: &spec,
-                service_host: "rucat-x.ns.svc",
-            })
+            .kube_plan(&crate::kind::kube::tests::context(&spec))
             .unwrap();
+        assert!(plan.gateway_only, "Sail checks no token");
         assert!(plan.members.is_empty());
         assert_eq!(plan.endpoint, "sc://rucat-x.ns.svc:50051");
         assert_eq!(
