@@ -1,4 +1,6 @@
-//! A watch-fed, in-memory cache of the engines' driver pods.
+//! A watch-fed, in-memory cache of the engines' driver pods (every kind's
+//! main pod) and the pods rucat creates with them (Ballista's executors);
+//! not the executors Spark creates, which rucat does not track.
 //!
 //! One watch per resource manager lists the rucat driver pods (a quorum
 //! read) and then follows their changes, so `status` reads memory instead of
@@ -178,6 +180,13 @@ impl Follower {
     }
 }
 
+/// The engine a watched pod belongs to: its label (a member pod's name is
+/// not the engine's), else its name.
 fn engine_of(pod: &Pod) -> Option<EngineId> {
-    pod.metadata.name.as_deref().and_then(names::engine_of)
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(names::ENGINE_ID))
+        .and_then(|id| id.parse().ok())
+        .or_else(|| pod.metadata.name.as_deref().and_then(names::engine_of))
 }

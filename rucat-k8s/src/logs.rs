@@ -34,8 +34,14 @@ pub const REASON_TAIL_BYTES: i64 = 64 * 1024;
 /// rounded down to its second: it may start with lines of that second
 /// logged before the requested instant, never miss one after it.
 pub fn params(query: &LogQuery) -> LogParams {
+    params_of(CONTAINER, query)
+}
+
+/// [`params`] for the log of `container` (the engine's main container,
+/// whichever its kind).
+pub fn params_of(container: &str, query: &LogQuery) -> LogParams {
     let mut params = LogParams {
-        container: Some(CONTAINER.to_owned()),
+        container: Some(container.to_owned()),
         follow: query.follow,
         ..LogParams::default()
     };
@@ -63,8 +69,13 @@ fn since_second(at: rucat_core::Timestamp) -> k8s_openapi::jiff::Timestamp {
 /// The request for the end of a failed driver's log, bounded in lines and
 /// bytes (see [`REASON_TAIL_LINES`]).
 pub fn reason_params() -> LogParams {
+    reason_params_of(CONTAINER)
+}
+
+/// [`reason_params`] for the log of `container`.
+pub fn reason_params_of(container: &str) -> LogParams {
     LogParams {
-        container: Some(CONTAINER.to_owned()),
+        container: Some(container.to_owned()),
         tail_lines: Some(REASON_TAIL_LINES),
         limit_bytes: Some(REASON_TAIL_BYTES),
         ..LogParams::default()
@@ -100,11 +111,12 @@ pub fn means_no_log(err: &kube::Error) -> bool {
 /// it for memory (`OOMKilled` says it all; the log just stops), nor for a
 /// pod that failed without its container running (eviction, image).
 pub fn log_explains_failure(pod: &Pod) -> bool {
+    let container = crate::status::container_name(pod);
     let Some(terminated) = pod
         .status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|all| all.iter().find(|c| c.name == CONTAINER))
+        .and_then(|all| all.iter().find(|c| c.name == container))
         .and_then(|c| c.state.as_ref())
         .and_then(|s| s.terminated.as_ref())
     else {

@@ -1,9 +1,15 @@
-//! The [`ResourceManager`] over the Kubernetes API: create the driver pod, the
-//! Secret with its token and its service, read status from the [`DriverPods`] cache (answering
-//! Unavailable while it is not current), read the driver's log (see [`crate::logs`]), delete.
+//! The [`ResourceManager`] over the Kubernetes API, for every engine kind:
+//! create the engine's main (driver) pod, then what it owns — the Secret
+//! with its token, its service, its member pods — read status from the
+//! [`DriverPods`] cache (answering Unavailable while it is not current),
+//! read the main pod's log (see [`crate::logs`]), delete.
+//!
+//! Every kind's objects are built by [`crate::plan`] from the [`KubePlan`]
+//! the kind gives ([`rucat_core::kind::EngineKind::kube_plan`]); nothing
+//! here depends on the kind.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -11,6 +17,8 @@ use futures::AsyncReadExt;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
+use rucat_core::kind::kube::KubePlan;
+use rucat_core::kind::{EngineKind, Kinds};
 use rucat_core::resource::{LiveLog, LogQuery};
 use rucat_core::{
     ChangeSink, EngineId, EngineSpec, ResourceError, ResourceManager, ResourceStatus,
@@ -18,9 +26,9 @@ use rucat_core::{
 use tracing::{info, warn};
 
 use crate::cache::DriverPods;
-use crate::config::KubernetesConfig;
+use crate::config::{KindsConfigError, KubernetesConfig};
 use crate::names;
-use crate::{agent, build, logs, status};
+use crate::{agent, build, logs, plan, status};
 
 /// How long a pod this process created may be missing from the cache (the
 /// watch event may lag the create response) before it counts as gone. Only
@@ -36,6 +44,7 @@ pub struct KubernetesResourceManager {
     services: Api<Service>,
     secrets: Api<Secret>,
     config: KubernetesConfig,
+    kinds: Kinds,
     cache: DriverPods,
     /// Engines this process created recently, see [`CREATE_GRACE`].
     created: Mutex<HashMap<EngineId, Instant>>,
@@ -45,18 +54,28 @@ pub struct KubernetesResourceManager {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up a Kubernetes client (in-cluster service account or KUBECONFIG): {0}")]
-pub struct KubernetesSetupError(#[from] kube::Error);
+pub enum KubernetesSetupError {
+    #[error("cannot set up a Kubernetes client (in-cluster service account or KUBECONFIG): {0}")]
+    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Kinds(#[from] KindsConfigError),
+}
 
 impl From<kube::config::InferConfigError> for KubernetesSetupError {
     fn from(err: kube::config::InferConfigError) -> Self {
-        Self(kube::Error::InferConfig(err))
+        Self::Client(kube::Error::InferConfig(err))
     }
+}
+
+/// How one engine is built: its kind and the kind's plan.
+struct Blueprint {
+    kind: Arc<dyn EngineKind>,
+    plan: KubePlan,
 }
 
 impl KubernetesResourceManager {
     /// Uses `client` for the namespace of `config`, and starts watching its
-    /// driver pods.
+    /// driver pods. Runs the kinds this process knows ([`Kinds::installed`]; see also [`Self::with_kinds`]).
     pub fn new(client: Client, config: KubernetesConfig) -> Self {
         let pods = Api::namespaced(client.clone(), &config.namespace);
         let services = Api::namespaced(client.clone(), &config.namespace);
@@ -67,6 +86,7 @@ impl KubernetesResourceManager {
             services,
             secrets,
             config,
+            kinds: Kinds::installed().clone(),
             cache,
             created: Mutex::default(),
             failure_reasons: Mutex::default(),
@@ -76,6 +96,7 @@ impl KubernetesResourceManager {
     /// Finds the cluster the standard way: the in-cluster service account,
     /// else `KUBECONFIG` / `~/.kube/config`; calls carry rucat's User-Agent.
     pub async fn from_environment(config: KubernetesConfig) -> Result<Self, KubernetesSetupError> {
+        config.check_kinds(Kinds::installed())?;
         let mut client_config = kube::Config::infer().await?;
         agent::identify(&mut client_config);
         let client = Client::try_from(client_config)?;
@@ -86,14 +107,46 @@ impl KubernetesResourceManager {
         &self.config
     }
 
+    /// Runs the kinds of `kinds` (e.g. the built-in ones plus a third
+    /// party's); `config`'s `kinds` section must name only kinds of these
+    /// (see [`KubernetesConfig::check_kinds`]).
+    pub fn with_kinds(mut self, kinds: Kinds) -> Result<Self, KindsConfigError> {
+        self.config.check_kinds(&kinds)?;
+        self.kinds = kinds;
+        Ok(self)
+    }
+
+    /// How `spec` is built, or why it cannot run here.
+    fn blueprint(&self, spec: &EngineSpec) -> Result<Blueprint, ResourceError> {
+        let kind = self.kinds.get(&spec.engine_type).ok_or_else(|| {
+            ResourceError::Rejected(format!(
+                "the Kubernetes resource manager knows no engine kind {}",
+                spec.engine_type
+            ))
+        })?;
+        let plan =
+            plan::plan_for(spec, kind.as_ref(), &self.config).map_err(ResourceError::Rejected)?;
+        Ok(Blueprint {
+            kind: Arc::clone(kind),
+            plan,
+        })
+    }
+
     fn created(&self) -> std::sync::MutexGuard<'_, HashMap<EngineId, Instant>> {
         self.created.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The Secret with the engine's token (when it has one) and the service,
-    /// both owned by the pod `uid`.
-    async fn create_dependents(&self, spec: &EngineSpec, uid: &str) -> Result<(), ResourceError> {
-        if let Some(token) = &spec.token {
+    /// The Secret with the engine's token (when it has one and the engine
+    /// reads it), the service and the member pods, all owned by the pod
+    /// `uid`; what exists already is adopted.
+    async fn create_dependents(
+        &self,
+        spec: &EngineSpec,
+        blueprint: &Blueprint,
+        uid: &str,
+    ) -> Result<(), ResourceError> {
+        let Blueprint { kind, plan } = blueprint;
+        if let Some(token) = spec.token.as_ref().filter(|_| plan::uses_token(plan)) {
             let secret = build::secret(spec, &self.config, uid, token);
             match self.secrets.create(&PostParams::default(), &secret).await {
                 Ok(_) => {}
@@ -110,17 +163,55 @@ impl KubernetesResourceManager {
                 Err(err) => return Err(classify(err, "create the engine's token Secret")),
             }
         }
-        let service = build::service(spec, &self.config, uid);
-        match self.services.create(&PostParams::default(), &service).await {
+        if let Some(service) = &plan.service {
+            let service = plan::service(spec, service, &self.config, uid);
+            match self.services.create(&PostParams::default(), &service).await {
+                Ok(_) => {}
+                Err(err) if api_code(&err) == Some(409) => {}
+                Err(err) => return Err(classify(err, "create the driver pod's service")),
+            }
+        }
+        for member in &plan.members {
+            let pod = plan::member_pod(spec, kind.as_ref(), plan, member, &self.config, uid);
+            self.create_member(pod, uid).await?;
+        }
+        Ok(())
+    }
+
+    /// One member pod: created, or adopted if an earlier attempt at this
+    /// start created it (it is owned by the same main pod). One owned by an
+    /// earlier start's main pod is on its way out with it: the create is
+    /// tried again later.
+    async fn create_member(&self, pod: Pod, main_uid: &str) -> Result<(), ResourceError> {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        match self.pods.create(&PostParams::default(), &pod).await {
             Ok(_) => Ok(()),
-            Err(err) if api_code(&err) == Some(409) => Ok(()),
-            Err(err) => Err(classify(err, "create the driver pod's service")),
+            Err(err) if api_code(&err) == Some(409) => {
+                let existing = self
+                    .pods
+                    .get(&name)
+                    .await
+                    .map_err(|e| classify(e, "read an existing pod of the engine"))?;
+                let ours = existing
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == main_uid);
+                if ours {
+                    Ok(())
+                } else {
+                    Err(ResourceError::Unavailable(format!(
+                        "the pod {name} of an earlier start of the engine is still being removed"
+                    )))
+                }
+            }
+            Err(err) => Err(classify(err, &format!("create the pod {name}"))),
         }
     }
 
-    /// The driver pod: created, or the existing one adopted.
-    async fn create_pod(&self, spec: &EngineSpec) -> Result<Pod, ResourceError> {
-        let pod = build::driver_pod(spec, &self.config);
+    /// The main (driver) pod: created, or the existing one adopted.
+    async fn create_pod(&self, spec: &EngineSpec, pod: Pod) -> Result<Pod, ResourceError> {
         match self.pods.create(&PostParams::default(), &pod).await {
             Ok(created) => Ok(created),
             Err(err) if api_code(&err) == Some(409) => {
@@ -137,24 +228,19 @@ impl KubernetesResourceManager {
 
 #[async_trait]
 impl ResourceManager for KubernetesResourceManager {
-    /// Spark only: the Kubernetes resource manager does not yet ask the
-    /// engine's kind ([`rucat_core::kind`]) how to run it, so it refuses
-    /// other kinds rather than start a Spark driver for them.
+    /// Any kind that has a [`KubePlan`]; a kind without one is Rejected
+    /// before any call.
     async fn create(&self, spec: &EngineSpec) -> Result<(), ResourceError> {
-        if spec.engine_type != rucat_core::EngineType::Spark {
-            return Err(ResourceError::Rejected(format!(
-                "the Kubernetes resource manager runs only Spark engines, not {}",
-                spec.engine_type
-            )));
-        }
-        let pod = self.create_pod(spec).await?;
+        let blueprint = self.blueprint(spec)?;
+        let main = plan::main_pod(spec, blueprint.kind.as_ref(), &blueprint.plan, &self.config);
+        let pod = self.create_pod(spec, main).await?;
         self.created().insert(spec.id.clone(), Instant::now());
         let Some(uid) = pod.metadata.uid.as_deref() else {
             return Err(ResourceError::Unavailable(
                 "the API server returned a pod without a uid".into(),
             ));
         };
-        if let Err(err) = self.create_dependents(spec, uid).await {
+        if let Err(err) = self.create_dependents(spec, &blueprint, uid).await {
             // Without its token or its service the pod cannot serve: remove
             // it (what was made of them goes with it), so a failed create
             // leaves nothing behind.
@@ -179,8 +265,38 @@ impl ResourceManager for KubernetesResourceManager {
         }
         let name = names::object_name(id);
         if let Some(pod) = self.cache.get(&name) {
-            self.created().remove(id);
-            let found = status::engine_status(&pod, &names::endpoint(id, &self.config.namespace));
+            let members: Vec<(String, Option<Arc<Pod>>)> = member_names(&pod)
+                .map(|member| {
+                    let found = self.cache.get(member);
+                    (member.to_owned(), found)
+                })
+                .collect();
+            let just_created = {
+                let mut created = self.created();
+                let recent = created
+                    .get(id)
+                    .is_some_and(|at| at.elapsed() < CREATE_GRACE);
+                if members.iter().all(|(_, pod)| pod.is_some()) {
+                    created.remove(id);
+                }
+                recent
+            };
+            let endpoint = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(names::ENDPOINT))
+                .cloned()
+                .or_else(|| {
+                    plan::default_endpoint(&pod, &names::service_host(id, &self.config.namespace))
+                })
+                .unwrap_or_else(|| names::endpoint(id, &self.config.namespace));
+            let views: Vec<(&str, Option<&Pod>)> = members
+                .iter()
+                .map(|(name, pod)| (name.as_str(), pod.as_deref()))
+                .collect();
+            let (found, culprit) =
+                status::engine_status_with_members(&pod, &views, &endpoint, just_created);
             if found == ResourceStatus::Terminating && self.stuck_terminating(&pod) {
                 // Failed, not Terminating: the monitor then deletes again,
                 // and `delete` forces it.
@@ -191,11 +307,15 @@ impl ResourceManager for KubernetesResourceManager {
                     ),
                 });
             }
+            let failed_pod = match culprit.and_then(|i| members.get(i)) {
+                Some((_, Some(member))) => Arc::clone(member),
+                _ => Arc::clone(&pod),
+            };
             if let ResourceStatus::Failed { reason } = &found
-                && logs::log_explains_failure(&pod)
+                && logs::log_explains_failure(&failed_pod)
             {
                 return Ok(ResourceStatus::Failed {
-                    reason: self.reason_with_log(id, &pod, reason).await,
+                    reason: self.reason_with_log(id, &failed_pod, reason).await,
                 });
             }
             return Ok(found);
@@ -260,14 +380,19 @@ impl ResourceManager for KubernetesResourceManager {
                 .and_then(|s| s.node_name.as_deref())
                 .is_some_and(|node| !node.is_empty())
         };
-        if !self.cache.get(&name).is_some_and(|pod| scheduled(&pod)) {
-            match self.pods.get_opt(&name).await {
-                Ok(Some(pod)) if scheduled(&pod) => {}
+        let container = match self.cache.get(&name) {
+            Some(pod) if scheduled(&pod) => status::container_name(&pod).to_owned(),
+            _ => match self.pods.get_opt(&name).await {
+                Ok(Some(pod)) if scheduled(&pod) => status::container_name(&pod).to_owned(),
                 Ok(_) => return Ok(None),
                 Err(err) => return Err(classify(err, "read the driver pod")),
-            }
-        }
-        match self.pods.log_stream(&name, &logs::params(&query)).await {
+            },
+        };
+        match self
+            .pods
+            .log_stream(&name, &logs::params_of(&container, &query))
+            .await
+        {
             Ok(stream) => Ok(Some(Box::pin(logs::TokioRead::new(stream)))),
             Err(err) if logs::means_no_log(&err) => Ok(None),
             Err(err) => Err(classify(err, "read the driver pod's log")),
@@ -289,9 +414,9 @@ impl ResourceManager for KubernetesResourceManager {
 }
 
 impl KubernetesResourceManager {
-    /// `reason` with the relevant lines of the failed driver's log, read
-    /// once per pod (see `failure_reasons`). If the log cannot be read now,
-    /// `reason` alone, and a later call tries again.
+    /// `reason` with the relevant lines of the log of `pod` (the failed
+    /// driver, or member), read once per pod (see `failure_reasons`). If the
+    /// log cannot be read now, `reason` alone, and a later call tries again.
     async fn reason_with_log(&self, id: &EngineId, pod: &Pod, reason: &str) -> String {
         let Some(uid) = pod.metadata.uid.clone() else {
             return reason.to_owned();
@@ -299,9 +424,12 @@ impl KubernetesResourceManager {
         if let Some(known) = self.failure_reasons().get(&uid) {
             return known.clone();
         }
-        let name = names::object_name(id);
+        let Some(name) = pod.metadata.name.as_deref() else {
+            return reason.to_owned();
+        };
+        let params = logs::reason_params_of(status::container_name(pod));
         let read = async {
-            let stream = self.pods.log_stream(&name, &logs::reason_params()).await?;
+            let stream = self.pods.log_stream(name, &params).await?;
             let mut tail = Vec::new();
             // limitBytes bounds what the server sends; this bounds what is
             // kept if it sends more.
@@ -354,6 +482,18 @@ impl KubernetesResourceManager {
             Duration::from_secs(self.config.force_delete_after_secs),
         )
     }
+}
+
+/// The member pods a main pod lists (see [`names::MEMBERS`]).
+fn member_names(pod: &Pod) -> impl Iterator<Item = &str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::MEMBERS))
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|name| !name.is_empty())
 }
 
 fn api_code(err: &kube::Error) -> Option<u16> {

@@ -11,7 +11,8 @@ pub struct Permission {
 }
 
 pub const PERMISSIONS: &[Permission] = &[
-    // Create and delete drivers, adopt an existing one (get), and the
+    // Create and delete engine pods (drivers, and the pods a kind's plan
+    // adds, e.g. Ballista's executors), adopt existing ones (get), and the
     // watch-fed cache (list, watch).
     Permission {
         resource: "pods",
@@ -24,7 +25,7 @@ pub const PERMISSIONS: &[Permission] = &[
         resource: "pods/log",
         verbs: &["get"],
     },
-    // The headless service in front of each driver.
+    // The headless service in front of each driver (every kind's main pod).
     Permission {
         resource: "services",
         verbs: &["create", "delete"],

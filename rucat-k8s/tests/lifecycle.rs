@@ -476,7 +476,7 @@ async fn delete_is_idempotent_and_status_needs_a_synced_cache() {
 }
 
 #[tokio::test]
-async fn other_kinds_than_spark_are_refused_without_a_call() {
+async fn kinds_it_does_not_know_are_refused_without_a_call() {
     let api = TestServer::start().await;
     let config = KubernetesConfig {
         namespace: NS.into(),
@@ -484,11 +484,11 @@ async fn other_kinds_than_spark_are_refused_without_a_call() {
     };
     let resources = KubernetesResourceManager::new(api.client(NS), config);
     let mut spec = CreateEngineRequest::spark("s", "4.3.0").validate().unwrap();
-    spec.engine_type = rucat_core::EngineType::Sail;
-    spec.version = "0.7.2".into();
+    spec.engine_type = rucat_core::EngineType::new("Flink");
+    spec.version = "2.0.0".into();
     let err = resources.create(&spec).await.unwrap_err();
     assert!(
-        matches!(&err, ResourceError::Rejected(reason) if reason.contains("only Spark")),
+        matches!(&err, ResourceError::Rejected(reason) if reason.contains("knows no engine kind Flink")),
         "{err:?}"
     );
     assert!(api.list(Resource::Pods).is_empty());

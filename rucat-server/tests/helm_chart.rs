@@ -10,7 +10,7 @@ use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use rucat_monitor::{MonitorFileConfig, ResourceManagerConfig};
 use serde::Deserialize;
@@ -104,6 +104,7 @@ fn every_rendered_object_is_a_valid_kubernetes_resource() {
                 "RoleBinding" => drop(typed::<RoleBinding>(object)),
                 "PersistentVolumeClaim" => drop(typed::<PersistentVolumeClaim>(object)),
                 "Ingress" => drop(typed::<Ingress>(object)),
+                "NetworkPolicy" => drop(typed::<NetworkPolicy>(object)),
                 other => panic!("unexpected kind {other} with {sets:?}"),
             }
         }
@@ -406,4 +407,118 @@ fn the_monitors_share_the_servers_volume_and_node() {
         .and_then(|s| s.template.spec.as_ref())
         .and_then(|s| s.affinity.as_ref());
     assert!(affinity.and_then(|a| a.pod_affinity.as_ref()).is_some());
+}
+
+/// Sail checks no token, so only the gateway (in the server's pods) may
+/// reach Sail engine pods: the policy selects the labels rucat puts on
+/// them (checked against the Sail pod rucat-k8s builds, its golden JSON)
+/// and admits the server's pods, in the release namespace, on Sail's port.
+#[test]
+fn sail_engines_accept_only_the_gateway() {
+    let objects = render(&["engineNamespace=spark"]);
+    let policies = of_kind(&objects, "NetworkPolicy");
+    assert_eq!(policies.len(), 1);
+    let policy: NetworkPolicy = typed(policies[0]);
+    assert_eq!(policy.metadata.namespace.as_deref(), Some("spark"));
+    let spec = policy.spec.unwrap();
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_owned()][..])
+    );
+
+    let sail_pod: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../rucat-k8s/tests/golden/sail_pod.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let selected = spec.pod_selector.and_then(|s| s.match_labels).unwrap();
+    assert_eq!(selected[rucat_k8s::names::GATEWAY_ONLY], "true");
+    for (key, value) in &selected {
+        assert_eq!(sail_pod["metadata"]["labels"][key], value.as_str(), "{key}");
+    }
+    let spark_driver: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../rucat-k8s/tests/golden/driver_pod_spark4.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        selected
+            .iter()
+            .any(|(k, v)| spark_driver["metadata"]["labels"][k] != v.as_str()),
+        "Spark drivers (which check their token) are not selected"
+    );
+
+    let ingress = spec.ingress.unwrap();
+    assert_eq!(ingress.len(), 1);
+    let rule = &ingress[0];
+    let peers = rule.from.as_ref().unwrap();
+    assert_eq!(peers.len(), 1, "one peer: namespace AND pods");
+    let namespace = peers[0]
+        .namespace_selector
+        .clone()
+        .unwrap()
+        .match_labels
+        .unwrap();
+    assert_eq!(namespace["kubernetes.io/metadata.name"], "rucat");
+    let server_pods = peers[0].pod_selector.clone().unwrap().match_labels.unwrap();
+    let server = of_kind(&objects, "Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"].as_str().unwrap().ends_with("-server"))
+        .unwrap();
+    for (key, value) in &server_pods {
+        assert_eq!(
+            server["spec"]["template"]["metadata"]["labels"][key],
+            value.as_str(),
+            "{key}"
+        );
+    }
+    let monitor = of_kind(&objects, "Deployment")
+        .into_iter()
+        .find(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("-monitor")
+        })
+        .unwrap();
+    assert!(
+        server_pods
+            .iter()
+            .any(|(k, v)| monitor["spec"]["template"]["metadata"]["labels"][k] != v.as_str()),
+        "the monitors do not dial engines"
+    );
+    let ports = rule.ports.as_ref().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(
+        ports[0].port,
+        Some(
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i32::from(
+                rucat_core::kind::sail::k8s::PORT
+            ))
+        )
+    );
+
+    let off = render(&["networkPolicy.sailEngines=false"]);
+    assert!(of_kind(&off, "NetworkPolicy").is_empty());
+}
+
+#[test]
+fn kinds_images_reach_the_kubernetes_config() {
+    let objects =
+        render(&["kubernetes.kinds.Sail.server.image_template=registry.local/sail:{version}"]);
+    let monitor =
+        MonitorFileConfig::parse(config_text(&objects, "monitor.json")).expect("monitor config");
+    let Some(ResourceManagerConfig::Kubernetes(k8s)) = monitor.resource_manager else {
+        panic!("Kubernetes");
+    };
+    assert_eq!(
+        k8s.kind_image_for(&rucat_core::kind::sail::Sail, "server", "0.7.2"),
+        "registry.local/sail:0.7.2"
+    );
+    assert_eq!(k8s.check_kinds(rucat_core::kind::Kinds::builtin()), Ok(()));
 }

@@ -22,6 +22,8 @@
 //! ([`RESERVED_CONFIGS`]). Ballista checks the rest when it starts, so a
 //! bad value fails the engine with Ballista's reason in that process's log.
 
+pub mod k8s;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -238,6 +240,19 @@ impl EngineKind for Ballista {
     fn extra_ports(&self, spec: &EngineSpec) -> usize {
         Settings::from_configs(&spec.configs)
             .map_or(0, |s| usize::from(s.executors) * PORTS_PER_EXECUTOR)
+    }
+
+    fn kube_images(&self) -> &'static [super::kube::KubeImage] {
+        k8s::IMAGES
+    }
+
+    /// See [`k8s`]: a scheduler pod and its service, and the executor pods
+    /// it owns.
+    fn kube_plan(
+        &self,
+        context: &super::kube::KubeContext<'_>,
+    ) -> Result<super::kube::KubePlan, String> {
+        k8s::plan(context)
     }
 
     fn launch_plan(&self, launch: &Launch<'_>) -> Result<LaunchPlan, String> {

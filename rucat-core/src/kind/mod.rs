@@ -12,6 +12,7 @@
 //! still runs Spark only.)
 
 pub mod ballista;
+pub mod kube;
 pub mod sail;
 pub mod spark;
 
@@ -103,6 +104,21 @@ pub trait EngineKind: Send + Sync + 'static {
     /// reason the engine cannot be started (its configs, validated when it
     /// was asked for, no longer make sense to this kind).
     fn launch_plan(&self, launch: &Launch<'_>) -> Result<LaunchPlan, String>;
+
+    /// The images this kind's pods run on Kubernetes, by component, with
+    /// their defaults; operators override them per version. None by
+    /// default: such a kind cannot run on Kubernetes.
+    fn kube_images(&self) -> &'static [kube::KubeImage] {
+        &[]
+    }
+
+    /// What an engine of this kind needs on Kubernetes (see [`kube`]).
+    /// Pure, like [`EngineKind::launch_plan`]. The error is shown to the
+    /// user as is; by default the kind cannot run on Kubernetes, so kinds
+    /// written before Kubernetes support keep compiling.
+    fn kube_plan(&self, _context: &kube::KubeContext<'_>) -> Result<kube::KubePlan, String> {
+        Err(format!("{} engines cannot run on Kubernetes", self.name()))
+    }
 
     /// The reason shown to a user for an engine whose process has ended:
     /// `exit` says how, e.g. "exited with code 1", if known, and

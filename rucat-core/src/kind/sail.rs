@@ -10,6 +10,8 @@
 //! (`SAIL_EXECUTION__BATCH_SIZE`); Sail checks their values when it starts,
 //! so a bad value fails the engine with Sail's reason in its log.
 
+pub mod k8s;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -105,6 +107,18 @@ impl EngineKind for Sail {
     /// directory, which is the engine's anyway, written as one argument.
     fn process_marker(&self, engine_dir: &Path) -> String {
         format!("--directory={}", engine_dir.display())
+    }
+
+    fn kube_images(&self) -> &'static [super::kube::KubeImage] {
+        k8s::IMAGES
+    }
+
+    /// See [`k8s`]: a `sail spark server` pod and its service.
+    fn kube_plan(
+        &self,
+        context: &super::kube::KubeContext<'_>,
+    ) -> Result<super::kube::KubePlan, String> {
+        Ok(k8s::plan(context))
     }
 
     fn launch_plan(&self, launch: &Launch<'_>) -> Result<LaunchPlan, String> {

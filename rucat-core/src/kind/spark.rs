@@ -4,6 +4,8 @@
 //! clients go through rucat's gateway. All but [`Spark::locate`] is free of
 //! I/O, so it is checked against golden values.
 
+pub mod k8s;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -96,6 +98,19 @@ impl EngineKind for Spark {
 
     fn process_marker(&self, engine_dir: &Path) -> String {
         local_dir_conf(&engine_dir.join("local"))
+    }
+
+    fn kube_images(&self) -> &'static [super::kube::KubeImage] {
+        k8s::IMAGES
+    }
+
+    /// See [`k8s`]: a Spark Connect driver pod and its service; Spark
+    /// creates the executors.
+    fn kube_plan(
+        &self,
+        context: &super::kube::KubeContext<'_>,
+    ) -> Result<super::kube::KubePlan, String> {
+        Ok(k8s::plan(context))
     }
 
     fn launch_plan(&self, launch: &Launch<'_>) -> Result<LaunchPlan, String> {

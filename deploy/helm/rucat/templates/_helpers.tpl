@@ -36,6 +36,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   "service_account": {{ .Values.spark.serviceAccount.name | toJson }},
   "spark35_connect_package": {{ .Values.kubernetes.spark35ConnectPackage | toJson }},
   "force_delete_after_secs": {{ .Values.kubernetes.forceDeleteAfterSecs }},
+  "kinds": {{ .Values.kubernetes.kinds | toJson }},
   "driver": {
     {{- with .Values.kubernetes.driver.resources }}
     "resources": {{ . | toJson }},
