@@ -401,7 +401,7 @@ mod tests {
             "b",
             "Ballista",
             "55.0.0",
-            &[("executors", "3"), ("executor.concurrent-tasks", "2")],
+            &[("executors", "3"), ("executor.vcores", "2")],
         )
         .validate()
         .unwrap();

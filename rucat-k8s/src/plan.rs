@@ -423,7 +423,7 @@ mod tests {
             "55.0.0",
             &[
                 ("executors", "2"),
-                ("executor.concurrent-tasks", "4"),
+                ("executor.vcores", "4"),
                 ("scheduler.scheduler-policy", "push-staged"),
             ],
         );

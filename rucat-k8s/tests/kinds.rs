@@ -245,7 +245,7 @@ async fn a_ballista_engine_runs_once_its_scheduler_and_every_executor_are_ready(
         .create(request(
             "Ballista",
             "55.0.0",
-            &[("executors", "2"), ("executor.concurrent-tasks", "4")],
+            &[("executors", "2"), ("executor.vcores", "4")],
         ))
         .await
         .unwrap();

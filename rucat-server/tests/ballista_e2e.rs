@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::processes::{RucatProcess, processes_mentioning};
+use support::processes::{KillEnginesOnPanic, RucatProcess, processes_mentioning};
 use support::rest::Api;
 
 /// Ballista is ready within a second or two; this is for a loaded machine.
@@ -71,11 +71,12 @@ async fn query(endpoint: &str, sql: &str) -> String {
 #[tokio::test]
 async fn ballista_engine_lifecycle_through_the_server() {
     let data = tempfile::tempdir().unwrap();
+    let _engines = KillEnginesOnPanic(data.path().display().to_string());
     let server = server(data.path());
     let api = Api::new(&server, START_TIMEOUT);
     let engine_dir = |id: &str| data.path().join("engines").join(id);
 
-    let configs = json!({"executors": "2", "executor.concurrent-tasks": "2"});
+    let configs = json!({"executors": "2", "executor.vcores": "2"});
     let started = Instant::now();
     let id = api.created("Ballista", VERSION, configs).await;
     let info = api.wait_for(&id, "Running").await;
@@ -121,6 +122,7 @@ async fn ballista_engine_lifecycle_through_the_server() {
 #[tokio::test]
 async fn ballista_engine_fails_with_an_executors_reason() {
     let data = tempfile::tempdir().unwrap();
+    let _engines = KillEnginesOnPanic(data.path().display().to_string());
     let server = server(data.path());
     let api = Api::new(&server, START_TIMEOUT);
 

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::processes::{RucatProcess, processes_mentioning, pyspark};
+use support::processes::{KillEnginesOnPanic, RucatProcess, processes_mentioning, pyspark};
 use support::rest;
 
 /// Sail opens its port within milliseconds; this is for a loaded machine.
@@ -98,6 +98,7 @@ async fn sum(endpoint: &str) -> Value {
 #[tokio::test]
 async fn sail_engine_lifecycle_through_the_server_and_gateway() {
     let data = tempfile::tempdir().unwrap();
+    let _engines = KillEnginesOnPanic(data.path().display().to_string());
     let server = server(data.path());
     let api = Api::new(&server);
 
@@ -148,6 +149,7 @@ async fn sail_engine_lifecycle_through_the_server_and_gateway() {
 #[tokio::test]
 async fn sail_engine_with_a_bad_config_ends_in_error_clean_with_sails_reason() {
     let data = tempfile::tempdir().unwrap();
+    let _engines = KillEnginesOnPanic(data.path().display().to_string());
     let server = server(data.path());
     let api = Api::new(&server);
 
@@ -190,6 +192,7 @@ async fn an_idle_sail_engine_is_stopped_and_resumed_by_its_next_query() {
     const IDLE_SECS: u64 = 5;
     let data = tempfile::tempdir().unwrap();
     let idle = json!({"idle": {"timeout_secs": IDLE_SECS, "activity_interval_secs": 1}});
+    let _engines = KillEnginesOnPanic(data.path().display().to_string());
     let server = server_with(data.path(), idle);
     let api = Api::new(&server);
 

@@ -13,7 +13,9 @@
 //! - `executors`: how many executors (1 to [`MAX_EXECUTORS`], default
 //!   [`DEFAULT_EXECUTORS`]);
 //! - `executor.<flag>`: `--<flag>=<value>` for every executor, e.g.
-//!   `executor.concurrent-tasks: 4` (tasks each runs at once);
+//!   `executor.vcores: 4` (tasks each runs at once; `concurrent-tasks`
+//!   before Ballista deprecated it) or `executor.memory-pool-size: 2GiB`
+//!   (locally [`LocalConfig::ballista_executor_memory`] unless set);
 //! - `scheduler.<flag>`: `--<flag>=<value>` for the scheduler, e.g.
 //!   `scheduler.scheduler-policy: push-staged`.
 //!
@@ -55,6 +57,14 @@ pub const PORTS_PER_EXECUTOR: usize = 3;
 /// executors and clients must share a protocol version, and rucat relies on
 /// flags (`--bind-health-port`, `/readyz`) that came with it.
 const OLDEST_MAJOR: u32 = 55;
+
+/// The executor flags of how many tasks it runs at once (`concurrent-tasks`
+/// is the deprecated name), checked before it starts for a clear answer.
+const TASK_SLOTS: &[&str] = &["executor.vcores", "executor.concurrent-tasks"];
+
+/// The executor flags that size its memory pool; without either, Ballista
+/// gives every executor 70% of the machine's memory.
+const MEMORY_FLAGS: &[&str] = &["--memory-pool-size=", "--memory-pool-fraction="];
 
 const KEY_FORM: &str = r"executors|(scheduler|executor)\.[a-z][a-z0-9-]{0,63}";
 
@@ -124,7 +134,7 @@ impl Settings {
                         field(),
                         "Ballista configs are `executors`, `executor.<flag>` or \
                          `scheduler.<flag>` (a flag of ballista-executor or \
-                         ballista-scheduler, e.g. executor.concurrent-tasks)",
+                         ballista-scheduler, e.g. executor.vcores)",
                     ));
                 }
             };
@@ -132,10 +142,10 @@ impl Settings {
                 return Err(ValidationError::new(
                     field(),
                     "a flag is a-z, 0-9 and '-', starting with a letter, at most 64 \
-                     characters, e.g. concurrent-tasks",
+                     characters, e.g. vcores",
                 ));
             }
-            if key == "executor.concurrent-tasks" && !value.parse::<u16>().is_ok_and(|n| n >= 1) {
+            if TASK_SLOTS.contains(&key.as_str()) && !value.parse::<u16>().is_ok_and(|n| n >= 1) {
                 return Err(ValidationError::new(
                     field(),
                     "the number of tasks each executor runs at once, a whole number from 1",
@@ -144,6 +154,15 @@ impl Settings {
             args.push(format!("--{flag}={value}"));
         }
         Ok(settings)
+    }
+}
+
+impl Settings {
+    /// Whether the engine sizes its executors' memory pools itself.
+    pub fn sizes_memory(&self) -> bool {
+        self.executor_args
+            .iter()
+            .any(|arg| MEMORY_FLAGS.iter().any(|flag| arg.starts_with(flag)))
     }
 }
 
@@ -276,7 +295,7 @@ impl EngineKind for Ballista {
         ]
         .map(str::to_owned)
         .to_vec();
-        scheduler_args.extend(settings.scheduler_args);
+        scheduler_args.extend(settings.scheduler_args.iter().cloned());
         let executor_program = launch.install.location.join(EXECUTOR_PROGRAM);
         let needed = usize::from(settings.executors) * PORTS_PER_EXECUTOR;
         if launch.extra_ports.len() < needed {
@@ -316,6 +335,10 @@ impl EngineKind for Ballista {
                 .map(str::to_owned)
                 .to_vec();
                 args.push(format!("--work-dir={}", work_dir.display()));
+                if !settings.sizes_memory() {
+                    let memory = &launch.config.ballista_executor_memory;
+                    args.push(format!("--memory-pool-size={memory}"));
+                }
                 args.extend(settings.executor_args.iter().cloned());
                 Companion {
                     process: process(executor_program.clone(), args),
@@ -397,7 +420,7 @@ mod tests {
         );
         let settings = Settings::from_configs(&configs(&[
             ("executors", "3"),
-            ("executor.concurrent-tasks", "4"),
+            ("executor.vcores", "4"),
             ("executor.memory-pool-size", "1 GB"),
             ("scheduler.scheduler-policy", "push-staged"),
         ]))
@@ -405,7 +428,7 @@ mod tests {
         assert_eq!(settings.executors, 3);
         assert_eq!(
             settings.executor_args,
-            ["--concurrent-tasks=4", "--memory-pool-size=1 GB"]
+            ["--memory-pool-size=1 GB", "--vcores=4"]
         );
         assert_eq!(settings.scheduler_args, ["--scheduler-policy=push-staged"]);
     }
@@ -417,7 +440,7 @@ mod tests {
             ("executors", "65"),
             ("executors", "two"),
             ("executor.concurrent-tasks", "0"),
-            ("executor.concurrent-tasks", "lots"),
+            ("executor.vcores", "lots"),
             ("executor.Bad", "1"),
             ("executor.-x", "1"),
             ("executor.", "1"),
@@ -451,7 +474,7 @@ mod tests {
             version: "55.0.0".into(),
             configs: configs(&[
                 ("executors", "2"),
-                ("executor.concurrent-tasks", "2"),
+                ("executor.vcores", "2"),
                 ("scheduler.scheduler-policy", "push-staged"),
             ]),
             token: Some(crate::token::EngineToken::generate().unwrap()),
@@ -530,7 +553,8 @@ mod tests {
                     "--scheduler-connect-timeout-seconds",
                     "60",
                     "--work-dir=/w/e/local/executor-2",
-                    "--concurrent-tasks=2",
+                    "--memory-pool-size=1GiB",
+                    "--vcores=2",
                 ]
                 .map(str::to_owned)
                 .to_vec(),

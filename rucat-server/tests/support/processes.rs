@@ -210,6 +210,24 @@ fn build_monitor() -> PathBuf {
     server.with_file_name("rucat-monitor")
 }
 
+/// Kills, when a test fails, every process whose command line mentions
+/// its needle (e.g. the test's data directory): the engines a killed server
+/// leaves behind. Declared before the server, so it is dropped after the
+/// server is killed.
+pub struct KillEnginesOnPanic(pub String);
+
+impl Drop for KillEnginesOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for pid in processes_mentioning(&self.0) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 /// Processes whose command line mentions `needle` (an engine id): a leaked
 /// JVM shows up here.
 pub fn processes_mentioning(needle: &str) -> Vec<u32> {

@@ -149,7 +149,7 @@ mod tests {
     fn a_scheduler_and_its_executors_with_the_users_flags_last() {
         let spec = spec(&[
             ("executors", "3"),
-            ("executor.concurrent-tasks", "4"),
+            ("executor.vcores", "4"),
             ("scheduler.scheduler-policy", "push-staged"),
         ]);
         let plan = plan_of(&spec).unwrap();
@@ -169,7 +169,7 @@ mod tests {
         let roles: Vec<&str> = plan.members.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["executor-1", "executor-2", "executor-3"]);
         let executor = &plan.members[0];
-        assert_eq!(executor.args.last().unwrap(), "--concurrent-tasks=4");
+        assert_eq!(executor.args.last().unwrap(), "--vcores=4");
         assert!(
             executor
                 .args

@@ -84,6 +84,12 @@ pub struct LocalConfig {
     /// The directory with `ballista-scheduler` and `ballista-executor`,
     /// which run Ballista engines; else they are looked for on `PATH`.
     pub ballista_bin_dir: Option<PathBuf>,
+    /// Each Ballista executor's memory pool (`--memory-pool-size`) unless
+    /// the engine sets `executor.memory-pool-size` or
+    /// `executor.memory-pool-fraction`: by itself Ballista gives every
+    /// executor 70% of the machine's memory, which a few executors on one
+    /// machine would together overcommit.
+    pub ballista_executor_memory: String,
 }
 
 impl Default for LocalConfig {
@@ -97,6 +103,7 @@ impl Default for LocalConfig {
             python: PathBuf::from("python3"),
             sail_python: None,
             ballista_bin_dir: None,
+            ballista_executor_memory: "1GiB".to_owned(),
         }
     }
 }
