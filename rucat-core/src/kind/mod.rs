@@ -4,12 +4,12 @@
 //!
 //! The rest of rucat is generic over kinds: request validation asks the
 //! kind which versions and configs it accepts, the local resource manager
-//! asks it for a [`LaunchPlan`] and for the reason in its log, and the
-//! gateway asks whether its engines speak Spark Connect through it. A new
-//! kind implements [`EngineKind`] and is registered in a [`Kinds`], which a
-//! program [installs](Kinds::install) at startup; no resource manager
-//! changes. (The Kubernetes resource manager, `rucat-k8s`,
-//! still runs Spark only.)
+//! asks it for a [`LaunchPlan`] and for the reason in its log, the
+//! Kubernetes resource manager (`rucat-k8s`) asks it for a
+//! [`kube::KubePlan`], and the gateway asks whether its engines speak Spark
+//! Connect through it. A new kind implements [`EngineKind`] and is
+//! registered in a [`Kinds`], which a program [installs](Kinds::install) at
+//! startup; no resource manager changes.
 
 pub mod ballista;
 pub mod kube;
