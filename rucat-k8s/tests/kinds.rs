@@ -493,8 +493,6 @@ async fn an_executor_of_an_earlier_start_is_waited_for_not_adopted() {
 /// access beyond what the Role grants for Spark (`rucat_k8s::rbac`).
 #[tokio::test]
 async fn ballista_needs_no_more_access_than_the_role_grants() {
-    use std::collections::BTreeSet;
-
     let cluster = Cluster::start(|_, _| {}).await;
     let spec = request("Ballista", "55.0.0", &[("executors", "2")])
         .validate()
@@ -533,28 +531,8 @@ async fn ballista_needs_no_more_access_than_the_role_grants() {
         .unwrap();
     cluster.resources.delete(&spec.id).await.unwrap();
 
-    let used: BTreeSet<(String, String)> = cluster
-        .api
-        .calls()
-        .iter()
-        .filter(|c| c.user_agent.as_deref() == Some(rucat_k8s::agent::USER_AGENT))
-        .filter_map(|c| {
-            let resource = c.resource?.plural();
-            let resource = match &c.subresource {
-                Some(sub) => format!("{resource}/{sub}"),
-                None => resource.to_owned(),
-            };
-            Some((resource, c.verb.rbac()?.to_owned()))
-        })
-        .collect();
-    let listed: BTreeSet<(String, String)> = rucat_k8s::rbac::PERMISSIONS
-        .iter()
-        .flat_map(|p| {
-            p.verbs
-                .iter()
-                .map(|v| (p.resource.to_owned(), (*v).to_owned()))
-        })
-        .collect();
+    let used = support::permissions_used(&cluster.api);
+    let listed = support::permissions_granted();
     assert!(
         used.is_subset(&listed),
         "{:?}",

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
@@ -399,28 +398,8 @@ async fn the_calls_need_exactly_the_listed_permissions() {
         .unwrap();
     resources.delete(&spec.id).await.unwrap();
 
-    // As RBAC names them: a subresource is `resource/subresource`.
-    let used: BTreeSet<(String, String)> = api
-        .calls()
-        .iter()
-        .filter(|c| c.user_agent.as_deref() == Some(rucat_k8s::agent::USER_AGENT))
-        .filter_map(|c| {
-            let resource = c.resource?.plural();
-            let resource = match &c.subresource {
-                Some(sub) => format!("{resource}/{sub}"),
-                None => resource.to_owned(),
-            };
-            Some((resource, c.verb.rbac()?.to_owned()))
-        })
-        .collect();
-    let listed: BTreeSet<(String, String)> = rucat_k8s::rbac::PERMISSIONS
-        .iter()
-        .flat_map(|p| {
-            p.verbs
-                .iter()
-                .map(|v| (p.resource.to_owned(), (*v).to_owned()))
-        })
-        .collect();
+    let used = support::permissions_used(&api);
+    let listed = support::permissions_granted();
     assert_eq!(used, listed);
 }
 

@@ -147,3 +147,33 @@ impl Cluster {
         }
     }
 }
+
+/// The (resource, verb) pairs, as RBAC names them (a subresource is
+/// `resource/subresource`), of the calls rucat made to `api`.
+pub fn permissions_used(api: &TestServer) -> std::collections::BTreeSet<(String, String)> {
+    api.calls()
+        .iter()
+        .filter(|c| c.user_agent.as_deref() == Some(agent::USER_AGENT))
+        .filter_map(|c| {
+            let resource = c.resource?.plural();
+            let resource = match &c.subresource {
+                Some(sub) => format!("{resource}/{sub}"),
+                None => resource.to_owned(),
+            };
+            Some((resource, c.verb.rbac()?.to_owned()))
+        })
+        .collect()
+}
+
+/// The (resource, verb) pairs the chart's Role grants
+/// (`rucat_k8s::rbac::PERMISSIONS`).
+pub fn permissions_granted() -> std::collections::BTreeSet<(String, String)> {
+    rucat_k8s::rbac::PERMISSIONS
+        .iter()
+        .flat_map(|p| {
+            p.verbs
+                .iter()
+                .map(|v| (p.resource.to_owned(), (*v).to_owned()))
+        })
+        .collect()
+}
