@@ -116,12 +116,21 @@ pub fn kind_variants() -> Vec<serde_json::Value> {
             let form = kind
                 .config_key_form()
                 .map_or_else(|| format!("[^={CONTROL}{WHITESPACE}]+"), str::to_owned);
-            let key = format!("^(?!(?:{})$){form}$", reserved.join("|"));
+            // Grouped: a form may be an alternation (Ballista's).
+            let key = format!("^(?!(?:{})$)(?:{form})$", reserved.join("|"));
+            let values: serde_json::Map<String, serde_json::Value> = kind
+                .config_value_patterns()
+                .iter()
+                .map(|(key, pattern)| {
+                    let schema = serde_json::json!({"type": "string", "pattern": pattern});
+                    ((*key).to_owned(), schema)
+                })
+                .collect();
             serde_json::json!({
                 "properties": {
                     "engine_type": {"const": kind.name()},
                     "version": {"type": "string", "pattern": kind.version_pattern()},
-                    "configs": {"propertyNames": {"pattern": key}},
+                    "configs": {"propertyNames": {"pattern": key}, "properties": values},
                 },
             })
         })
@@ -140,4 +149,102 @@ pub fn groups_schema() -> Schema {
         .items(group)
         .max_items(Some(MAX_SHARED_GROUPS))
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CreateEngineRequest;
+
+    /// Whether each (key, value) of `configs` is allowed by `variant`,
+    /// matched by Python's `re` (whose syntax these patterns share with
+    /// ECMA 262, which OpenAPI clients use).
+    fn allowed_by_schema(variant: &serde_json::Value, key: &str, value: &str) -> bool {
+        let configs = &variant["properties"]["configs"];
+        let script = r#"
+import json, re, sys
+configs, key, value = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+ok = re.search(configs["propertyNames"]["pattern"], key) is not None
+value_schema = configs["properties"].get(key)
+if value_schema is not None:
+    ok = ok and re.search(value_schema["pattern"], value) is not None
+print("yes" if ok else "no")
+"#;
+        let out = std::process::Command::new("python3")
+            .args(["-c", script, &configs.to_string(), key, value])
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    }
+
+    /// The document allows exactly the configs validation accepts.
+    #[test]
+    fn kind_variants_allow_what_validation_accepts() {
+        let variants = kind_variants();
+        let cases: &[(&str, &str, &[(&str, &str)])] = &[
+            (
+                "Spark",
+                "4.3.0",
+                &[
+                    ("spark.sql.shuffle.partitions", "8"),
+                    ("spark.master", "local"),
+                    ("spark.driver.memory", "lots"),
+                ],
+            ),
+            (
+                "Sail",
+                "0.7.2",
+                &[
+                    ("execution.batch_size", "1"),
+                    ("mode", "x"),
+                    ("Execution.x", "1"),
+                ],
+            ),
+            (
+                "Ballista",
+                "55.0.0",
+                &[
+                    ("executors", "2"),
+                    ("executors", "64"),
+                    ("executors", "65"),
+                    ("executors", "0"),
+                    ("executors", "two"),
+                    ("executor.vcores", "4"),
+                    ("executor.vcores", "1000"),
+                    ("executor.concurrent-tasks", "0"),
+                    ("executor.memory-pool-size", "1GiB"),
+                    ("executor.bind-host", "0.0.0.0"),
+                    ("scheduler.bind-port", "1"),
+                    ("scheduler.scheduler-policy", "push-staged"),
+                    ("executor.Bad", "1"),
+                    ("xexecutors", "1"),
+                    ("executorsx", "1"),
+                    ("spark.executor.cores", "1"),
+                ],
+            ),
+        ];
+        for (kind, version, configs) in cases {
+            let variant = variants
+                .iter()
+                .find(|v| v["properties"]["engine_type"]["const"] == *kind)
+                .expect("a variant per kind");
+            for (key, value) in *configs {
+                let request = CreateEngineRequest {
+                    engine_type: (*kind).to_owned(),
+                    ..CreateEngineRequest::spark("k", *version)
+                }
+                .with_config(*key, *value);
+                assert_eq!(
+                    allowed_by_schema(variant, key, value),
+                    request.validate().is_ok(),
+                    "{kind} {key}={value}"
+                );
+            }
+        }
+    }
 }

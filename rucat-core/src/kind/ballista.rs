@@ -61,6 +61,15 @@ const OLDEST_MAJOR: u32 = 55;
 /// The executor flags of how many tasks it runs at once (`concurrent-tasks`
 /// is the deprecated name), checked before it starts for a clear answer.
 const TASK_SLOTS: &[&str] = &["executor.vcores", "executor.concurrent-tasks"];
+const MAX_TASK_SLOTS: u16 = 999;
+
+/// What [`Settings::from_configs`] accepts as values, for the OpenAPI
+/// document.
+const VALUE_PATTERNS: &[(&str, &str)] = &[
+    ("executors", "^([1-9]|[1-5][0-9]|6[0-4])$"),
+    ("executor.vcores", "^[1-9][0-9]{0,2}$"),
+    ("executor.concurrent-tasks", "^[1-9][0-9]{0,2}$"),
+];
 
 /// The executor flags that size its memory pool; without either, Ballista
 /// gives every executor 70% of the machine's memory.
@@ -145,10 +154,18 @@ impl Settings {
                      characters, e.g. vcores",
                 ));
             }
-            if TASK_SLOTS.contains(&key.as_str()) && !value.parse::<u16>().is_ok_and(|n| n >= 1) {
+            let slots = || {
+                value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| (1..=MAX_TASK_SLOTS).contains(n))
+            };
+            if TASK_SLOTS.contains(&key.as_str()) && slots().is_none() {
                 return Err(ValidationError::new(
                     field(),
-                    "the number of tasks each executor runs at once, a whole number from 1",
+                    format!(
+                        "the number of tasks each executor runs at once, 1 to {MAX_TASK_SLOTS}"
+                    ),
                 ));
             }
             args.push(format!("--{flag}={value}"));
@@ -201,6 +218,10 @@ impl EngineKind for Ballista {
 
     fn reserved_configs(&self) -> &'static [&'static str] {
         RESERVED_CONFIGS
+    }
+
+    fn config_value_patterns(&self) -> &'static [(&'static str, &'static str)] {
+        VALUE_PATTERNS
     }
 
     fn validate_configs(&self, configs: &Configs) -> Result<(), ValidationError> {
@@ -441,6 +462,7 @@ mod tests {
             ("executors", "two"),
             ("executor.concurrent-tasks", "0"),
             ("executor.vcores", "lots"),
+            ("executor.vcores", "1000"),
             ("executor.Bad", "1"),
             ("executor.-x", "1"),
             ("executor.", "1"),

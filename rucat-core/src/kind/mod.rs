@@ -54,6 +54,13 @@ pub trait EngineKind: Send + Sync + 'static {
         None
     }
 
+    /// Patterns (ECMA 262 and Python alike) of the values of some config
+    /// keys, which [`EngineKind::validate_configs`] checks, for the OpenAPI
+    /// document.
+    fn config_value_patterns(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
     /// Config keys rucat sets itself (or that would break the engine's
     /// isolation or reachability); users may not set them.
     fn reserved_configs(&self) -> &'static [&'static str];
