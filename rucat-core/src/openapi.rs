@@ -186,7 +186,13 @@ print("yes" if ok else "no")
     #[test]
     fn kind_variants_allow_what_validation_accepts() {
         let variants = kind_variants();
-        let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        // (kind, version, configs each tried alone)
+        type Case = (
+            &'static str,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+        );
+        let cases: &[Case] = &[
             (
                 "Spark",
                 "4.3.0",

@@ -103,6 +103,17 @@ async fn every_refusal_is_a_grpc_status_that_says_what_to_do() {
     let stopped = engine(&fx.store, EngineState::Terminated, "4.3.0", "").await;
     let starting = engine(&fx.store, EngineState::StartInProgress, "4.3.0", "").await;
     let old_spark = engine(&fx.store, EngineState::Running, "3.5.3", "sc://127.0.0.1:1").await;
+    let ballista = {
+        let request = CreateEngineRequest {
+            engine_type: "Ballista".into(),
+            ..CreateEngineRequest::spark("b", "55.0.0")
+        };
+        let mut record = EngineRecord::new(request.validate().unwrap(), Timestamp::now());
+        record.enter(EngineState::Running, Timestamp::now());
+        record.endpoint = Some("df://127.0.0.1:1".into());
+        fx.store.insert(&record).await.unwrap();
+        record.id().to_string()
+    };
     let unknown = rucat_core::EngineId::generate().to_string();
 
     let cases = [
@@ -147,6 +158,11 @@ async fn every_refusal_is_a_grpc_status_that_says_what_to_do() {
             "runs Spark 3.5.3, whose Spark Connect server cannot check a token",
         ),
         (
+            json!([bearer("user-token"), engine_id(&ballista)]),
+            "FAILED_PRECONDITION",
+            "runs Ballista 55.0.0, which is not reached through rucat's gateway; connect to the endpoint that GET /engine/",
+        ),
+        (
             json!([bearer("user-token"), engine_id(&unreachable)]),
             "UNAVAILABLE",
             "is not reachable (cannot connect to it); retry in a moment",
@@ -166,7 +182,7 @@ async fn every_refusal_is_a_grpc_status_that_says_what_to_do() {
         ("no_engine_id", 2),
         ("unknown_engine", 1),
         ("not_running", 2),
-        ("unsupported_engine", 1),
+        ("unsupported_engine", 2),
         ("unreachable", 1),
     ] {
         let line = format!("rucat_gateway_refusals_total{{reason=\"{reason}\"}} {count}");

@@ -2,7 +2,7 @@
 //! alone (no I/O), so every refusal can be checked exhaustively.
 
 use axum::http::HeaderMap;
-use rucat_core::{EngineId, EngineRecord, EngineState, EngineToken, StoreError};
+use rucat_core::{EngineId, EngineRecord, EngineState, EngineToken, EngineType, StoreError};
 
 use super::status::Code;
 use crate::auth::AuthFailure;
@@ -56,6 +56,16 @@ pub enum Refusal {
         "engine {id} runs Spark {version}, whose Spark Connect server cannot check a token; rucat's gateway serves Spark 4 engines only"
     )]
     CannotAuthenticate { id: EngineId, version: String },
+    /// An engine of a kind that is not Spark Connect (Ballista): its
+    /// clients reach it at its own endpoint.
+    #[error(
+        "engine {id} runs {kind} {version}, which is not reached through rucat's gateway; connect to the endpoint that GET /engine/{id} gives"
+    )]
+    NotServed {
+        id: EngineId,
+        kind: String,
+        version: String,
+    },
     #[error("engine {id} is not reachable ({why}); retry in a moment")]
     Unreachable { id: EngineId, why: String },
     #[error("rucat cannot read its store ({0}); retry in a moment")]
@@ -73,7 +83,9 @@ impl Refusal {
             Self::IdentityUnavailable => Code::Unavailable,
             Self::NoEngineId | Self::MalformedEngineId => Code::InvalidArgument,
             Self::UnknownEngine(_) => Code::NotFound,
-            Self::NotRunning { .. } | Self::CannotAuthenticate { .. } => Code::FailedPrecondition,
+            Self::NotRunning { .. } | Self::CannotAuthenticate { .. } | Self::NotServed { .. } => {
+                Code::FailedPrecondition
+            }
             Self::Unreachable { .. } | Self::Store(_) => Code::Unavailable,
             Self::NotGrpc => Code::Unimplemented,
         }
@@ -90,7 +102,7 @@ impl Refusal {
             Self::NotRunning { .. } => "not_running",
             Self::Resuming { .. } => "resuming",
             Self::CannotResume { .. } => "cannot_resume",
-            Self::CannotAuthenticate { .. } => "unsupported_engine",
+            Self::CannotAuthenticate { .. } | Self::NotServed { .. } => "unsupported_engine",
             Self::Unreachable { .. } => "unreachable",
             Self::Store(_) => "store_unavailable",
             Self::NotGrpc => "not_grpc",
@@ -160,6 +172,13 @@ pub fn upstream(record: &EngineRecord) -> Result<Upstream, Refusal> {
         return Err(not_running(record));
     }
     if !record.spec.served_by_gateway() {
+        if record.spec.engine_type != EngineType::Spark {
+            return Err(Refusal::NotServed {
+                id: id.clone(),
+                kind: record.spec.engine_type.to_string(),
+                version: record.spec.version.clone(),
+            });
+        }
         return Err(Refusal::CannotAuthenticate {
             id: id.clone(),
             version: record.spec.version.clone(),
