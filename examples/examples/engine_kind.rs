@@ -53,6 +53,10 @@ impl EngineKind for Files {
         false
     }
 
+    fn never_served_by_gateway(&self) -> bool {
+        true
+    }
+
     fn endpoint(&self, port: u16) -> String {
         format!("http://{BIND_ADDRESS}:{port}/")
     }

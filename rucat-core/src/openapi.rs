@@ -101,8 +101,9 @@ pub(crate) fn configs_schema() -> Schema {
 }
 
 /// One JSON schema per known kind, for a `oneOf` on the create request:
-/// its `engine_type`, its versions and its config keys (its form, without
-/// the keys rucat reserves), so that a request the document allows is
+/// its `engine_type`, its versions, its config keys (its form, without the
+/// keys rucat reserves) and checked values, and no idle timeout for kinds
+/// the gateway never serves, so that a request the document allows is
 /// exactly one [`crate::CreateEngineRequest::validate`] accepts.
 pub fn kind_variants() -> Vec<serde_json::Value> {
     Kinds::installed()
@@ -126,13 +127,18 @@ pub fn kind_variants() -> Vec<serde_json::Value> {
                     ((*key).to_owned(), schema)
                 })
                 .collect();
-            serde_json::json!({
+            let mut variant = serde_json::json!({
                 "properties": {
                     "engine_type": {"const": kind.name()},
                     "version": {"type": "string", "pattern": kind.version_pattern()},
                     "configs": {"propertyNames": {"pattern": key}, "properties": values},
                 },
-            })
+            });
+            if kind.never_served_by_gateway() {
+                // Nothing sees its use, so it never idles (see crate::idle).
+                variant["properties"]["idle_timeout_secs"] = serde_json::json!({"enum": [null, 0]});
+            }
+            variant
         })
         .collect()
 }

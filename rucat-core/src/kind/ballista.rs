@@ -234,6 +234,10 @@ impl EngineKind for Ballista {
         false
     }
 
+    fn never_served_by_gateway(&self) -> bool {
+        true
+    }
+
     fn endpoint(&self, port: u16) -> String {
         format!("df://{BIND_ADDRESS}:{port}")
     }
@@ -586,6 +590,7 @@ mod tests {
         );
         assert_eq!(Ballista.endpoint(20000), "df://127.0.0.1:20000");
         assert!(!Ballista.served_by_gateway("55.0.0"));
+        assert!(Ballista.never_served_by_gateway());
     }
 
     #[tokio::test]

@@ -75,6 +75,13 @@ pub trait EngineKind: Send + Sync + 'static {
     /// Connect gateway (which adds the engine's token and sees their use).
     fn served_by_gateway(&self, version: &str) -> bool;
 
+    /// Whether no engine of this kind, whatever its version, is served by
+    /// the gateway, so that idle timeouts never apply to it; for the OpenAPI
+    /// document, which cannot call [`EngineKind::served_by_gateway`].
+    fn never_served_by_gateway(&self) -> bool {
+        false
+    }
+
     /// The address users are given for an engine listening on `port` of
     /// [`BIND_ADDRESS`], e.g. `sc://127.0.0.1:15002`.
     fn endpoint(&self, port: u16) -> String {
