@@ -38,7 +38,7 @@ use self::ready::Readiness;
 use self::workdir::{CompanionRecord, EngineDir, ProcessRecord};
 use super::{ChangeSink, LiveLog, LogQuery, ResourceError, ResourceManager, ResourceStatus};
 use crate::engine::{EngineId, EngineSpec, EngineType};
-use crate::kind::{EngineKind, Kinds, Launch, LocalInstall, Process, ReadyCheck};
+use crate::kind::{EngineKind, Kinds, Launch, LocalInstall, Process};
 use crate::logs;
 
 pub use self::setup::LocalSetupError;
@@ -302,14 +302,13 @@ impl LocalResourceManager {
             }
         }
         let port = ports[0];
-        let mut checks = vec![ReadyCheck::Listening { port }];
-        checks.extend(companions.iter().filter_map(|c| c.ready.clone()));
         let record = ProcessRecord {
             pid,
             port,
             kind: Some(spec.engine_type.clone()),
             companions,
         };
+        let checks = record.ready_checks();
         if let Err(e) = dir.write_process(record).await {
             // A create that fails must not leave an engine running unrecorded.
             let _ = process::signal_group(pid, Signal::SIGKILL);
@@ -571,9 +570,7 @@ impl ResourceManager for LocalResourceManager {
                 });
             }
         }
-        let mut checks = vec![ReadyCheck::Listening { port: record.port }];
-        checks.extend(record.companions.iter().filter_map(|c| c.ready.clone()));
-        if ready::all_pass(&checks).await {
+        if ready::all_pass(&record.ready_checks()).await {
             Ok(ResourceStatus::Running {
                 endpoint: kind.endpoint(record.port),
             })
@@ -680,6 +677,7 @@ fn unavailable(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kind::ReadyCheck;
 
     #[test]
     fn an_empty_config_is_all_defaults() {

@@ -41,6 +41,16 @@ pub(super) struct ProcessRecord {
     pub companions: Vec<CompanionRecord>,
 }
 
+impl ProcessRecord {
+    /// What must pass before the engine is Running: its port accepts
+    /// connections, and each companion's own check.
+    pub fn ready_checks(&self) -> Vec<ReadyCheck> {
+        let main = ReadyCheck::Listening { port: self.port };
+        let companions = self.companions.iter().filter_map(|c| c.ready.clone());
+        std::iter::once(main).chain(companions).collect()
+    }
+}
+
 /// One of an engine's [companion](crate::kind::Companion) processes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct CompanionRecord {
